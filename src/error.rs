@@ -1,0 +1,87 @@
+//! The library's error type, sorted by who is at fault.
+//!
+//! Every layer raises one of these; only `server/` turns them into a
+//! PostgreSQL SQLSTATE (see `server::errors`). Variants carry what a person
+//! needs to fix the problem, not how we found it.
+
+use datafusion::error::DataFusionError;
+
+use crate::state::StorageError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The SQL text does not parse. `position` is a 1-based character offset
+    /// into the statement text, as PostgreSQL reports it.
+    #[error("{message}")]
+    Syntax {
+        message: String,
+        position: Option<usize>,
+    },
+
+    #[error("relation \"{0}\" does not exist")]
+    UndefinedTable(String),
+
+    #[error("schema \"{0}\" does not exist")]
+    UndefinedSchema(String),
+
+    #[error("{0}")]
+    UndefinedColumn(String),
+
+    #[error("relation \"{0}\" already exists")]
+    DuplicateTable(String),
+
+    #[error("schema \"{0}\" already exists")]
+    DuplicateSchema(String),
+
+    /// A column is named twice in one CREATE TABLE.
+    #[error("column \"{0}\" specified more than once")]
+    DuplicateColumn(String),
+
+    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    NotNullViolation { table: String, column: String },
+
+    #[error("duplicate key value violates unique constraint \"{constraint}\"")]
+    UniqueViolation { constraint: String, detail: String },
+
+    /// A value that does not fit its type (22xxx). `code` is the SQLSTATE,
+    /// chosen where the failure is understood best.
+    #[error("{message}")]
+    Data { code: &'static str, message: String },
+
+    /// The statement is valid SQL but refers to a type we do not know.
+    #[error("type \"{0}\" does not exist")]
+    UndefinedType(String),
+
+    /// A named object (a setting, a prepared statement) that does not exist.
+    #[error("{0}")]
+    UndefinedObject(String),
+
+    /// Valid SQL that Freshet does not do (yet). The message names the feature.
+    #[error("{0}")]
+    NotSupported(String),
+
+    /// The statement cannot run in the session's current state.
+    #[error("{0}")]
+    InvalidParameter(String),
+
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
+
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+
+    /// A broken invariant inside Freshet: a bug, please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Error::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
+    }
+}

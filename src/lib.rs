@@ -1,0 +1,53 @@
+//! Freshet: a SQL-first streaming database that speaks the PostgreSQL wire
+//! protocol.
+//!
+//! Follow one statement through the modules in this order: `server` (the
+//! wire protocol and sessions), `sql` (parsing), `database` (what each
+//! statement does), `catalog` (what exists), `query` (DataFusion planning and
+//! execution over table snapshots) and `state` (the sled store: catalog and
+//! table logs). See `docs/architecture.md`.
+
+pub mod catalog;
+pub mod database;
+pub mod error;
+pub mod query;
+pub mod server;
+pub mod sql;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use database::Database;
+pub use error::{Error, Result};
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Directory(PathBuf),
+    InMemory,
+}
+
+/// Opens the database and binds the listener; returns the bound address and
+/// a future that serves until dropped. Tests use this to run a real server
+/// in-process on port 0.
+pub async fn start(
+    storage: Storage,
+    listen: &str,
+) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let store = match &storage {
+        Storage::Directory(path) => state::Store::open(path)?,
+        Storage::InMemory => state::Store::in_memory()?,
+    };
+    let db: Arc<Database> = Database::open(store).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::InvalidParameter(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((addr, server::serve(db, listener)))
+}

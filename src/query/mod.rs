@@ -1,0 +1,53 @@
+//! Batch queries: DataFusion over table snapshots, plus the PostgreSQL
+//! catalogs clients expect to find (`pg_catalog`, `information_schema`).
+
+pub mod dml;
+mod provider;
+
+pub use provider::StoredTable;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::Result;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+
+use crate::catalog::DEFAULT_SCHEMA;
+
+/// The name clients see as the database (`current_database()`).
+pub const DATABASE_NAME: &str = "freshet";
+
+/// The version string clients read from `server_version` and `version()`.
+/// The PostgreSQL number is the protocol level we follow, so that drivers pick
+/// their modern code paths.
+pub fn server_version() -> String {
+    format!("16.6 (Freshet {})", env!("CARGO_PKG_VERSION"))
+}
+
+/// A session context with our catalog layout and the PostgreSQL functions.
+pub fn new_context() -> Result<SessionContext> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(DATABASE_NAME, DEFAULT_SCHEMA)
+        .with_create_default_catalog_and_schema(true)
+        .with_information_schema(true)
+        .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+    let ctx = SessionContext::new_with_config(config);
+    datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
+        .map_err(|e| *e)?;
+    let version = format!("PostgreSQL {} on Freshet", server_version());
+    ctx.register_udf(create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| {
+            Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![
+                version.clone(),
+            ]))))
+        }),
+    ));
+    Ok(ctx)
+}

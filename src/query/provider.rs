@@ -1,0 +1,114 @@
+//! A stored table as DataFusion sees it.
+//!
+//! Every scan reads the snapshot current when the scan is planned, so one
+//! SELECT sees one state of the table even while writers commit. The hidden
+//! row-id column is cut off for users; DML plans use `with_rowid` to see it,
+//! which is how UPDATE and DELETE learn which rows they touch.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::catalog::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::state::TableData;
+
+pub struct StoredTable {
+    /// The schema DataFusion plans against: the user's, or the stored one
+    /// (row id first) for `with_rowid`.
+    schema: SchemaRef,
+    data: Arc<RwLock<TableData>>,
+    with_rowid: bool,
+    defaults: HashMap<String, Expr>,
+}
+
+impl fmt::Debug for StoredTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredTable")
+            .field("schema", &self.schema)
+            .field("with_rowid", &self.with_rowid)
+            .finish()
+    }
+}
+
+impl StoredTable {
+    pub fn new(schema: SchemaRef, data: Arc<RwLock<TableData>>, defaults: HashMap<String, Expr>) -> Self {
+        StoredTable {
+            schema,
+            data,
+            with_rowid: false,
+            defaults,
+        }
+    }
+
+    /// The same table with the row id visible as its first column.
+    pub fn with_rowid(&self) -> Self {
+        let schema = self
+            .data
+            .read()
+            .expect("table lock poisoned")
+            .stored_schema()
+            .clone();
+        StoredTable {
+            schema,
+            data: self.data.clone(),
+            with_rowid: true,
+            defaults: self.defaults.clone(),
+        }
+    }
+
+    pub fn data(&self) -> &Arc<RwLock<TableData>> {
+        &self.data
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoredTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (chunks, stored_schema) = {
+            let data = self.data.read().expect("table lock poisoned");
+            (data.snapshot(), data.stored_schema().clone())
+        };
+        // Positions in our schema become positions in the stored schema.
+        let offset = usize::from(!self.with_rowid);
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.iter().map(|i| i + offset).collect(),
+            None => (offset..stored_schema.fields().len()).collect(),
+        };
+        let partitions = state.config().target_partitions().max(1).min(chunks.len().max(1));
+        let mut parts = vec![Vec::new(); partitions];
+        for (i, chunk) in chunks.iter().enumerate() {
+            parts[i % partitions].push(chunk.clone());
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &parts,
+            stored_schema,
+            Some(projection),
+        )?)
+    }
+}

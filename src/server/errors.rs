@@ -1,0 +1,262 @@
+//! The one place where errors become PostgreSQL ErrorResponses.
+//!
+//! Clients branch on SQLSTATE (psycopg raises `UndefinedTable` for 42P01,
+//! ORMs retry on 40001, ...), so the code matters as much as the message.
+//! DataFusion reports most user mistakes as plan or Arrow errors with a
+//! message; we recognise the common ones and say them the way PostgreSQL does.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
+use pgwire::error::ErrorInfo;
+
+use crate::error::Error;
+
+pub fn error_info(error: &Error) -> ErrorInfo {
+    let (code, message) = classify(error);
+    let mut info = ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
+    match error {
+        Error::Syntax {
+            position: Some(p), ..
+        } => info.position = Some(p.to_string()),
+        Error::UniqueViolation { constraint, detail } => {
+            info.detail = Some(detail.clone());
+            info.constraint = Some(constraint.clone());
+        }
+        Error::NotNullViolation { table, column } => {
+            info.table = Some(table.clone());
+            info.column = Some(column.clone());
+        }
+        _ => {}
+    }
+    info
+}
+
+fn classify(error: &Error) -> (&'static str, String) {
+    let message = error.to_string();
+    let code = match error {
+        Error::Syntax { .. } => "42601",
+        Error::UndefinedTable(_) => "42P01",
+        Error::UndefinedSchema(_) => "3F000",
+        Error::UndefinedColumn(_) => "42703",
+        Error::DuplicateTable(_) => "42P07",
+        Error::DuplicateSchema(_) => "42P06",
+        Error::DuplicateColumn(_) => "42701",
+        Error::NotNullViolation { .. } => "23502",
+        Error::UniqueViolation { .. } => "23505",
+        Error::Data { code, .. } => code,
+        Error::UndefinedType(_) | Error::UndefinedObject(_) => "42704",
+        Error::NotSupported(_) => "0A000",
+        Error::InvalidParameter(_) => "22023",
+        Error::StatementTimeout => "57014",
+        Error::Storage(_) => "58030",
+        Error::Internal(_) => "XX000",
+        Error::DataFusion(e) => return classify_datafusion(e),
+    };
+    (code, message)
+}
+
+fn classify_datafusion(error: &DataFusionError) -> (&'static str, String) {
+    match error {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            classify_datafusion(inner)
+        }
+        DataFusionError::Shared(inner) => classify_datafusion(inner),
+        DataFusionError::Collection(errors) if !errors.is_empty() => {
+            classify_datafusion(&errors[0])
+        }
+        DataFusionError::ArrowError(e, _) => classify_arrow(e),
+        DataFusionError::External(e) => match e.downcast_ref::<ArrowError>() {
+            Some(arrow) => classify_arrow(arrow),
+            None => match e.downcast_ref::<DataFusionError>() {
+                Some(inner) => classify_datafusion(inner),
+                None => ("XX000", e.to_string()),
+            },
+        },
+        DataFusionError::SQL(e, _) => ("42601", e.to_string()),
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => (
+                "42703",
+                format!("column \"{}\" does not exist", field.flat_name()),
+            ),
+            SchemaError::AmbiguousReference { field } => (
+                "42702",
+                format!("column reference \"{}\" is ambiguous", field.name()),
+            ),
+            other => ("42P10", other.to_string()),
+        },
+        DataFusionError::NotImplemented(m) => ("0A000", m.clone()),
+        DataFusionError::ResourcesExhausted(m) => ("53200", format!("out of memory: {m}")),
+        DataFusionError::Plan(m) => classify_plan(m),
+        DataFusionError::Execution(m) => classify_message(m).unwrap_or(("XX000", m.clone())),
+        other => ("XX000", other.strip_backtrace()),
+    }
+}
+
+fn classify_plan(message: &str) -> (&'static str, String) {
+    if let Some(rest) = message.strip_prefix("table '")
+        && let Some(name) = rest.strip_suffix("' not found")
+    {
+        let table = name.rsplit('.').next().unwrap_or(name);
+        return ("42P01", format!("relation \"{table}\" does not exist"));
+    }
+    if message.starts_with("Invalid function") || message.contains("No function matches") {
+        return ("42883", message.to_string());
+    }
+    if message.contains("Cannot infer common")
+        || message.contains("Cannot coerce")
+        || message.contains("cannot be cast")
+        || message.contains("Cannot automatically convert")
+        || message.contains("There isn't a common type")
+        || message.contains("Unsupported CAST")
+    {
+        return ("42804", message.to_string());
+    }
+    if message.contains("Inserting query must have the same schema")
+        || message.contains("more expressions than target columns")
+        || message.contains("Column count doesn't match")
+    {
+        return (
+            "42601",
+            "INSERT has more expressions than target columns".to_string(),
+        );
+    }
+    if message.contains("not found") || message.contains("No field named") {
+        return ("42703", message.to_string());
+    }
+    classify_message(message).unwrap_or(("42000", message.to_string()))
+}
+
+fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
+    match error {
+        ArrowError::DivideByZero => ("22012", "division by zero".to_string()),
+        ArrowError::ArithmeticOverflow(m) => ("22003", format!("value out of range: {m}")),
+        ArrowError::CastError(m) | ArrowError::ParseError(m) | ArrowError::InvalidArgumentError(m) => {
+            classify_message(m).unwrap_or(("22P02", m.clone()))
+        }
+        ArrowError::ComputeError(m) => classify_message(m).unwrap_or(("22000", m.clone())),
+        ArrowError::MemoryError(m) => ("53200", format!("out of memory: {m}")),
+        other => ("XX000", other.to_string()),
+    }
+}
+
+/// Recognises data errors by Arrow's wording, which reaches us as text
+/// through several error layers.
+fn classify_message(message: &str) -> Option<(&'static str, String)> {
+    if message.contains("Divide by zero") || message.contains("division by zero") {
+        return Some(("22012", "division by zero".to_string()));
+    }
+    if let Some(rest) = message.split("Can't cast value ").nth(1) {
+        let (value, target) = rest.split_once(" to type ")?;
+        return Some((
+            "22003",
+            format!("value \"{value}\" is out of range for type {}", pg_type_name(target.trim())),
+        ));
+    }
+    if let Some(rest) = message.split("Cannot cast string '").nth(1) {
+        let (value, target) = rest.split_once("' to value of ")?;
+        let target = target.trim_end_matches(" type").trim();
+        return Some((
+            "22P02",
+            format!(
+                "invalid input syntax for type {}: \"{value}\"",
+                pg_type_name(target)
+            ),
+        ));
+    }
+    if message.contains("too large to store in a Decimal")
+        || message.contains("overflow")
+        || message.contains("Overflow")
+        || message.contains("out of range")
+    {
+        return Some(("22003", format!("value out of range: {message}")));
+    }
+    if message.contains("Error parsing timestamp")
+        || message.contains("Cannot cast string")
+        || message.contains("Error parsing")
+        || message.contains("Invalid input syntax")
+        || message.contains("invalid digit")
+    {
+        return Some(("22P02", format!("invalid input syntax: {message}")));
+    }
+    None
+}
+
+fn pg_type_name(arrow: &str) -> &str {
+    match arrow {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        "Utf8" => "text",
+        t if t.starts_with("Decimal") => "numeric",
+        t if t.starts_with("Timestamp") => "timestamp",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(error: Error) -> String {
+        error_info(&error).code
+    }
+
+    #[test]
+    fn maps_user_mistakes_to_their_sqlstate() {
+        assert_eq!(
+            code(Error::DataFusion(DataFusionError::Plan(
+                "table 'freshet.public.nope' not found".into()
+            ))),
+            "42P01"
+        );
+        let info = error_info(&Error::DataFusion(DataFusionError::Plan(
+            "table 'freshet.public.nope' not found".into(),
+        )));
+        assert_eq!(info.message, "relation \"nope\" does not exist");
+        assert_eq!(
+            code(Error::DataFusion(DataFusionError::ArrowError(
+                Box::new(ArrowError::DivideByZero),
+                None
+            ))),
+            "22012"
+        );
+        let cast = error_info(&Error::DataFusion(DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError(
+                "Can't cast value 100000 to type Int16".into(),
+            )),
+            None,
+        )));
+        assert_eq!(cast.code, "22003");
+        assert_eq!(cast.message, "value \"100000\" is out of range for type smallint");
+        let parse = error_info(&Error::DataFusion(DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError(
+                "Cannot cast string 'abc' to value of Int32 type".into(),
+            )),
+            None,
+        )));
+        assert_eq!(parse.code, "22P02");
+        assert_eq!(parse.message, "invalid input syntax for type integer: \"abc\"");
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_position() {
+        let info = error_info(&Error::Syntax {
+            message: "syntax error at or near \"x\"".into(),
+            position: Some(8),
+        });
+        assert_eq!(info.code, "42601");
+        assert_eq!(info.position.as_deref(), Some("8"));
+    }
+
+    #[test]
+    fn wrapped_errors_are_classified_by_their_cause() {
+        let inner = DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None);
+        let wrapped = DataFusionError::Context("while running".into(), Box::new(inner));
+        assert_eq!(code(Error::DataFusion(wrapped)), "22012");
+    }
+}

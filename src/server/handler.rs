@@ -1,0 +1,342 @@
+//! The pgwire query handlers: simple protocol (text queries, many statements
+//! per message) and extended protocol (Parse/Bind/Describe/Execute).
+//!
+//! Both end in `Handler::run`, which handles session statements itself and
+//! hands the rest to the `Database` under the session's statement timeout,
+//! with panics caught so that a bug becomes an XX000 error for one statement
+//! instead of a dropped connection.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::deserialize_parameters;
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::{FutureExt, Sink, SinkExt, stream};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::types::format::FormatOptions;
+
+use super::errors::error_info;
+use super::session::{self, SessionEffect};
+use crate::catalog::PG_TYPE_KEY;
+use crate::database::{Database, Outcome};
+use crate::error::{Error, Result};
+use crate::sql;
+
+pub struct Handler {
+    db: Arc<Database>,
+    parser: Arc<StatementParser>,
+}
+
+impl Handler {
+    pub fn new(db: Arc<Database>) -> Self {
+        Handler {
+            parser: Arc::new(StatementParser { db: db.clone() }),
+            db,
+        }
+    }
+
+    /// Runs one statement. `plan` is the statement's plan with parameters
+    /// bound, when the extended protocol supplied it.
+    async fn run<C>(
+        &self,
+        client: &mut C,
+        statement: &Statement,
+        plan: Option<LogicalPlan>,
+        format: &Format,
+    ) -> Result<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(effect) = session::apply(client, statement) {
+            return match effect? {
+                SessionEffect::Response(response) => Ok(response),
+                SessionEffect::Rows(outcome) => encode(client, outcome, format),
+                SessionEffect::Changed { name, value, tag } => {
+                    client
+                        .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            name.to_string(),
+                            value,
+                        )))
+                        .await
+                        .map_err(|e| Error::Internal(PgWireError::from(e).to_string()))?;
+                    Ok(tag)
+                }
+            };
+        }
+        let work = async {
+            match plan {
+                Some(plan) => self.db.execute_plan(plan).await,
+                None => self.db.execute(statement).await,
+            }
+        };
+        let guarded = AssertUnwindSafe(work).catch_unwind();
+        let outcome = match session::statement_timeout(client) {
+            Some(limit) => tokio::time::timeout(limit, guarded)
+                .await
+                .map_err(|_| Error::StatementTimeout)?,
+            None => guarded.await,
+        }
+        .map_err(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            tracing::error!(%what, "statement panicked");
+            Error::Internal(format!("the statement failed unexpectedly: {what}"))
+        })??;
+        encode(client, outcome, format)
+    }
+}
+
+fn error_response(error: &Error) -> Response {
+    Response::Error(Box::new(error_info(error)))
+}
+
+fn user_error(error: &Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(error)))
+}
+
+/// Result fields with their PostgreSQL types. JSON columns are Utf8 in Arrow;
+/// we report them as `json`, whose text and binary forms are both the text.
+fn fields_for(schema: &Schema, format: &Format, options: Arc<FormatOptions>) -> PgWireResult<Vec<FieldInfo>> {
+    let mut fields = arrow_schema_to_pg_fields(schema, format, Some(options.clone()))?;
+    for (i, field) in schema.fields().iter().enumerate() {
+        if matches!(
+            field.metadata().get(PG_TYPE_KEY).map(String::as_str),
+            Some("json" | "jsonb")
+        ) {
+            fields[i] = FieldInfo::new(field.name().clone(), None, None, Type::JSON, format.format_for(i))
+                .with_format_options(options.clone());
+        }
+    }
+    Ok(fields)
+}
+
+fn encode<C: ClientInfo>(client: &C, outcome: Outcome, format: &Format) -> Result<Response> {
+    match outcome {
+        Outcome::Command { tag, rows } => {
+            let insert = tag == "INSERT";
+            let mut tag = Tag::new(&tag);
+            if let Some(rows) = rows {
+                if insert {
+                    tag = tag.with_oid(0);
+                }
+                tag = tag.with_rows(rows);
+            }
+            Ok(Response::Execution(tag))
+        }
+        Outcome::Rows { schema, batches } => {
+            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            let fields = Arc::new(
+                fields_for(&schema, format, options).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            let row_fields = fields.clone();
+            let rows = batches
+                .into_iter()
+                .flat_map(move |batch| encode_recordbatch(row_fields.clone(), batch));
+            Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = match sql::parse(query) {
+            Ok(statements) => statements,
+            Err(e) => return Ok(vec![error_response(&e)]),
+        };
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            match self.run(client, statement, None, &Format::UnifiedText).await {
+                Ok(response) => responses.push(response),
+                Err(e) => {
+                    // PostgreSQL stops a multi-statement query at the first error.
+                    responses.push(error_response(&e));
+                    break;
+                }
+            }
+        }
+        if responses.is_empty() {
+            responses.push(Response::EmptyQuery);
+        }
+        Ok(responses)
+    }
+}
+
+/// A statement as the extended protocol keeps it between Parse and Execute.
+/// `plan` (for statements DataFusion plans) answers Describe; Execute plans
+/// again so that it sees the catalog as it is then.
+#[derive(Clone)]
+pub struct Prepared {
+    statement: Statement,
+    plan: Option<LogicalPlan>,
+}
+
+pub struct StatementParser {
+    db: Arc<Database>,
+}
+
+impl StatementParser {
+    async fn prepare(&self, sql: &str) -> Result<Option<Prepared>> {
+        let mut statements = sql::parse(sql)?;
+        if statements.len() > 1 {
+            return Err(Error::Syntax {
+                message: "cannot insert multiple commands into a prepared statement".into(),
+                position: None,
+            });
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let plan = if Database::is_planned(&statement) {
+            Some(self.db.plan(&statement).await?)
+        } else {
+            None
+        };
+        Ok(Some(Prepared { statement, plan }))
+    }
+}
+
+/// Parameter types in `$n` order, from a plan.
+fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
+    let types = plan.get_parameter_types()?;
+    let count = types
+        .keys()
+        .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok((1..=count)
+        .map(|i| types.get(&format!("${i}")).cloned().flatten())
+        .collect())
+}
+
+/// The columns a statement returns, known before it runs (for Describe).
+fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
+    if let Some(plan) = &prepared.plan {
+        return match plan {
+            LogicalPlan::Dml(_) => None,
+            plan => Some(Arc::new(plan.schema().as_arrow().clone())),
+        };
+    }
+    let text = |names: &[&str]| {
+        Some(Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        )))
+    };
+    match &prepared.statement {
+        Statement::ShowVariable { variable } => {
+            let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
+            match session::shown_name(&name) {
+                None => text(&["name", "setting"]),
+                Some(column) => text(&[column.as_str()]),
+            }
+        }
+        Statement::ShowTables { .. } => text(&["Name"]),
+        Statement::ShowColumns { .. } | Statement::ExplainTable { .. } => {
+            text(&crate::database::COLUMN_LISTING)
+        }
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        self.prepare(sql).await.map_err(|e| user_error(&e))
+    }
+
+    fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
+        let Some(plan) = &prepared.plan else {
+            return Ok(Vec::new());
+        };
+        parameter_types(plan)
+            .map_err(|e| user_error(&e))?
+            .iter()
+            .map(|t| match t {
+                Some(t) => into_pg_type(t),
+                None => Ok(Type::UNKNOWN),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(&self, prepared: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match result_schema(prepared) {
+            Some(schema) => fields_for(
+                &schema,
+                format.unwrap_or(&Format::UnifiedText),
+                Arc::new(FormatOptions::default()),
+            ),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Prepared;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<StatementParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let plan = match &prepared.plan {
+            Some(_) => Some(self.bind(portal).await.map_err(|e| user_error(&e))?),
+            None => None,
+        };
+        self.run(client, &prepared.statement, plan, &portal.result_column_format)
+            .await
+            .map_err(|e| user_error(&e))
+    }
+}
+
+impl Handler {
+    /// Plans the portal's statement afresh and binds its parameters.
+    async fn bind(&self, portal: &Portal<Prepared>) -> Result<LogicalPlan> {
+        let plan = self.db.plan(&portal.statement.statement.statement).await?;
+        let types = parameter_types(&plan)?;
+        let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+        let values = deserialize_parameters(portal, &type_refs).map_err(|e| Error::Data {
+            code: "22P02",
+            message: format!("invalid parameter value: {e}"),
+        })?;
+        Ok(plan.replace_params_with_values(&values)?)
+    }
+}

@@ -1,0 +1,154 @@
+//! The PostgreSQL wire protocol front door: accepts connections, runs the
+//! startup handshake (no password, as documented), and hands queries to the
+//! handlers in `handler`.
+//!
+//! Each connection is its own tokio task; a connection that fails or drops in
+//! the middle of a result ends that task only.
+
+mod errors;
+mod handler;
+mod session;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::{
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{
+    ClientInfo, ConnectionManager, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use crate::database::Database;
+use crate::query;
+use handler::Handler;
+
+pub use errors::error_info;
+
+/// Serves `db` on `listener` until the task is dropped.
+pub async fn serve(db: Arc<Database>, listener: TcpListener) -> std::io::Result<()> {
+    let handlers = Arc::new(Handlers::new(db));
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let handlers = handlers.clone();
+        tokio::spawn(async move {
+            debug!(%peer, "connection opened");
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            debug!(%peer, "connection closed");
+        });
+    }
+}
+
+struct Handlers {
+    queries: Arc<Handler>,
+    startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Handlers {
+    fn new(db: Arc<Database>) -> Self {
+        let connections = Arc::new(ConnectionManager::new());
+        Handlers {
+            queries: Arc::new(Handler::new(db)),
+            startup: Arc::new(Startup {
+                connections: connections.clone(),
+                keys: RandomPidSecretKeyGenerator::default(),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Trust authentication, like a fresh PostgreSQL on localhost; registers the
+/// connection so that cancel requests (Ctrl-C in psql) reach it.
+struct Startup {
+    connections: Arc<ConnectionManager>,
+    keys: RandomPidSecretKeyGenerator,
+}
+
+struct Parameters;
+
+impl ServerParameterProvider for Parameters {
+    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
+        let mut params: HashMap<String, String> = [
+            ("server_version", query::server_version()),
+            ("server_encoding", "UTF8".into()),
+            ("client_encoding", "UTF8".into()),
+            ("DateStyle", "ISO, MDY".into()),
+            ("IntervalStyle", "postgres".into()),
+            ("TimeZone", "UTC".into()),
+            ("integer_datetimes", "on".into()),
+            ("standard_conforming_strings", "on".into()),
+            ("is_superuser", "on".into()),
+            ("in_hot_standby", "off".into()),
+            ("default_transaction_read_only", "off".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(name) = client.metadata().get(pgwire::api::METADATA_APPLICATION_NAME) {
+            params.insert("application_name".into(), name.clone());
+        }
+        Some(params)
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let (pid, key) = self.keys.generate(client);
+            client.set_pid_and_secret_key(pid, key.clone());
+            let (handle, guard) = self.connections.register(pid, key);
+            client.session_extensions().insert(handle);
+            client.session_extensions().insert(guard);
+            finish_authentication(client, &Parameters).await?;
+        }
+        Ok(())
+    }
+}

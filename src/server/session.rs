@@ -1,0 +1,282 @@
+//! Statements about the session itself: SET, SHOW, RESET, DISCARD and
+//! transaction control. They change nothing in the database, only the
+//! connection's settings, which pgwire keeps in the client's metadata map
+//! (lower-case keys; the wire encoder reads `datestyle` and friends there).
+//!
+//! Transactions: every statement commits on its own. BEGIN/COMMIT/ROLLBACK
+//! are accepted around statements so that drivers and scripts work, and the
+//! transaction status byte follows them, but a ROLLBACK does not undo what
+//! ran since BEGIN; the reference documents this.
+
+use std::time::Duration;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::sql::sqlparser::ast::{Expr, Set, Statement, Value};
+use pgwire::api::ClientInfo;
+use pgwire::api::results::{Response, Tag};
+
+use crate::database::Outcome;
+use crate::error::{Error, Result};
+use crate::query;
+
+/// Settings and their defaults, with the spelling `SHOW` prints. Unknown
+/// settings are accepted by SET (drivers send many) and shown afterwards.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("DateStyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("IntervalStyle", "postgres"),
+    ("is_superuser", "on"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+    ("max_identifier_length", "63"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("TimeZone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+];
+
+/// Settings a client is told about (ParameterStatus) when they change.
+pub const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "search_path",
+];
+
+/// What a session statement does; `None` for statements that are not about
+/// the session.
+pub enum SessionEffect {
+    Response(Response),
+    /// Rows to send (SHOW).
+    Rows(Outcome),
+    /// A setting changed: tell the client if it is a reported one.
+    Changed {
+        name: &'static str,
+        value: String,
+        tag: Response,
+    },
+}
+
+fn canonical(name: &str) -> Option<&'static str> {
+    DEFAULTS
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn metadata_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+pub fn setting<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Option<String> {
+    let key = metadata_key(name);
+    if key == "server_version" {
+        return Some(query::server_version());
+    }
+    client
+        .metadata()
+        .get(&key)
+        .cloned()
+        .or_else(|| default_setting(name))
+}
+
+fn default_setting(name: &str) -> Option<String> {
+    DEFAULTS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.to_string())
+}
+
+/// The session's statement timeout, if one is set.
+pub fn statement_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
+    let value = setting(client, "statement_timeout")?;
+    parse_duration(&value).ok().filter(|d| !d.is_zero())
+}
+
+/// PostgreSQL's duration syntax for settings: a number in milliseconds, or a
+/// number with a unit (`5s`, `100ms`, `2min`).
+fn parse_duration(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| {
+        Error::InvalidParameter(format!("invalid value for parameter \"statement_timeout\": \"{text}\""))
+    })?;
+    let millis = match unit.trim() {
+        "" | "ms" => number,
+        "s" => number * 1_000.0,
+        "min" => number * 60_000.0,
+        "h" => number * 3_600_000.0,
+        "d" => number * 86_400_000.0,
+        "us" => number / 1_000.0,
+        _ => {
+            return Err(Error::InvalidParameter(format!(
+                "invalid value for parameter \"statement_timeout\": \"{text}\""
+            )));
+        }
+    };
+    Ok(Duration::from_micros((millis * 1_000.0) as u64))
+}
+
+fn value_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn set_value<C: ClientInfo + ?Sized>(client: &mut C, name: &str, value: String) -> Result<SessionEffect> {
+    if name.eq_ignore_ascii_case("statement_timeout") {
+        parse_duration(&value)?;
+    }
+    let shown = canonical(name);
+    let value = if value.eq_ignore_ascii_case("default") {
+        default_setting(name).unwrap_or_default()
+    } else {
+        value
+    };
+    client.metadata_mut().insert(metadata_key(name), value.clone());
+    let tag = Response::Execution(Tag::new("SET"));
+    Ok(match shown.filter(|n| REPORTED.contains(n)) {
+        Some(name) => SessionEffect::Changed { name, value, tag },
+        None => SessionEffect::Response(tag),
+    })
+}
+
+/// Handles a session statement, or returns `None` if `statement` is not one.
+pub fn apply<C: ClientInfo + ?Sized>(client: &mut C, statement: &Statement) -> Option<Result<SessionEffect>> {
+    let effect = match statement {
+        Statement::Set(Set::SingleAssignment {
+            variable, values, ..
+        }) => {
+            let name = variable.to_string();
+            let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+            set_value(client, &name, value)
+        }
+        Statement::Set(Set::SetTimeZone { value, .. }) => {
+            set_value(client, "TimeZone", value_text(value))
+        }
+        Statement::Set(Set::SetNames { charset_name, .. }) => {
+            set_value(client, "client_encoding", charset_name.value.clone())
+        }
+        Statement::Set(_) => Ok(SessionEffect::Response(Response::Execution(Tag::new("SET")))),
+        Statement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            show(client, &name)
+        }
+        Statement::StartTransaction { .. } => Ok(SessionEffect::Response(
+            Response::TransactionStart(Tag::new("BEGIN")),
+        )),
+        Statement::Commit { .. } => Ok(SessionEffect::Response(Response::TransactionEnd(
+            Tag::new("COMMIT"),
+        ))),
+        Statement::Rollback { .. } => Ok(SessionEffect::Response(Response::TransactionEnd(
+            Tag::new("ROLLBACK"),
+        ))),
+        Statement::Discard { .. } => Ok(SessionEffect::Response(Response::Execution(Tag::new(
+            "DISCARD ALL",
+        )))),
+        _ => return None,
+    };
+    Some(effect)
+}
+
+/// The column `SHOW name` prints, or `None` for `SHOW ALL` (two columns).
+pub fn shown_name(name: &str) -> Option<String> {
+    let lower = name.to_lowercase();
+    match lower.as_str() {
+        "all" => None,
+        "time zone" => Some("TimeZone".into()),
+        "transaction isolation level" => Some("transaction_isolation".into()),
+        _ => Some(canonical(name).map(str::to_string).unwrap_or(lower)),
+    }
+}
+
+fn show<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Result<SessionEffect> {
+    let lower = name.to_lowercase();
+    let rows: Vec<(String, String)> = match lower.as_str() {
+        "all" => {
+            let mut names: Vec<&str> = DEFAULTS.iter().map(|(n, _)| *n).collect();
+            names.push("server_version");
+            names.sort_by_key(|n| n.to_lowercase());
+            names
+                .into_iter()
+                .map(|n| (n.to_string(), setting(client, n).unwrap_or_default()))
+                .collect()
+        }
+        _ => {
+            let column = shown_name(name).unwrap_or_default();
+            let value = match lower.as_str() {
+                "time zone" => setting(client, "TimeZone"),
+                "transaction isolation level" => setting(client, "transaction_isolation"),
+                _ => setting(client, name),
+            };
+            match value {
+                Some(value) => vec![(column, value)],
+                None => {
+                    return Err(Error::UndefinedObject(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    )));
+                }
+            }
+        }
+    };
+    let batch = if lower == "all" {
+        let schema = Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+        ]);
+        RecordBatch::try_new(
+            schema.into(),
+            vec![
+                std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
+                std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
+            ],
+        )?
+    } else {
+        let (column, value) = &rows[0];
+        let schema = Schema::new(vec![Field::new(column, DataType::Utf8, false)]);
+        RecordBatch::try_new(
+            schema.into(),
+            vec![std::sync::Arc::new(StringArray::from(vec![value.clone()]))],
+        )?
+    };
+    Ok(SessionEffect::Rows(Outcome::Rows {
+        schema: batch.schema(),
+        batches: vec![batch],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_follow_postgres_units() {
+        assert_eq!(parse_duration("1500").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2min").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,185 @@
+//! SQL text to statements: sqlparser's PostgreSQL dialect, through the
+//! rewrites `datafusion-pg-catalog` applies so that the queries psql and other
+//! clients send about `pg_catalog` plan in DataFusion.
+//!
+//! Also the small helpers every layer needs to read names the way PostgreSQL
+//! does: unquoted identifiers fold to lower case, quoted ones keep theirs.
+
+use std::sync::LazyLock;
+
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use crate::error::{Error, Result};
+
+static PARSER: LazyLock<PostgresCompatibilityParser> = LazyLock::new(PostgresCompatibilityParser::new);
+
+/// Parses one or more `;`-separated statements.
+pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    PARSER.parse(sql).map_err(|e| {
+        streaming_statement(sql)
+            .map(|what| {
+                Error::NotSupported(format!(
+                    "{what} is not supported yet: sources, sinks and subscriptions arrive with \
+                     the streaming engine"
+                ))
+            })
+            .unwrap_or_else(|| syntax_error(sql, &e))
+    })
+}
+
+/// Names the streaming statement (RisingWave or Materialize syntax) that
+/// `sql` starts with, so that users get "not supported yet" instead of a
+/// syntax error for a statement they rightly expect to exist.
+fn streaming_statement(sql: &str) -> Option<&'static str> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let words: Vec<String> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.value.to_uppercase()),
+            Token::Whitespace(_) => None,
+            _ => Some(String::new()),
+        })
+        .take(2)
+        .collect();
+    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["CREATE", "SOURCE"] => Some("CREATE SOURCE"),
+        ["CREATE", "SINK"] => Some("CREATE SINK"),
+        ["SUBSCRIBE", ..] => Some("SUBSCRIBE"),
+        ["FLUSH", ..] => Some("FLUSH"),
+        _ => None,
+    }
+}
+
+/// Turns sqlparser's message into PostgreSQL's shape: `syntax error at or
+/// near "x"`, with the character position of the offending token.
+fn syntax_error(sql: &str, error: &ParserError) -> Error {
+    let text = match error {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m.as_str(),
+        ParserError::RecursionLimitExceeded => {
+            return Error::Syntax {
+                message: "statement is nested too deeply".into(),
+                position: None,
+            };
+        }
+    };
+    let position = location(text).map(|(line, column)| char_offset(sql, line, column));
+    let found = text
+        .split_once("found: ")
+        .map(|(_, rest)| rest.split(" at Line:").next().unwrap_or(rest).trim());
+    let message = match found {
+        Some("EOF") => "syntax error at end of input".to_string(),
+        Some(token) => format!("syntax error at or near \"{token}\""),
+        None => format!("syntax error: {}", text.split(" at Line:").next().unwrap_or(text)),
+    };
+    let position = match found {
+        Some("EOF") => Some(sql.chars().count() + 1),
+        _ => position,
+    };
+    Error::Syntax { message, position }
+}
+
+fn location(message: &str) -> Option<(usize, usize)> {
+    let (_, rest) = message.rsplit_once("Line: ")?;
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+/// 1-based character offset of (line, column), both 1-based.
+fn char_offset(sql: &str, line: usize, column: usize) -> usize {
+    let before: usize = sql
+        .split('\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.chars().count() + 1)
+        .sum();
+    before + column
+}
+
+/// An identifier as PostgreSQL resolves it.
+pub fn ident_name(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+pub fn object_name_parts(name: &ObjectName) -> Result<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| {
+            part.as_ident()
+                .map(ident_name)
+                .ok_or_else(|| Error::NotSupported(format!("name {name} is not supported")))
+        })
+        .collect()
+}
+
+/// The leading keywords of a statement, for messages ("CREATE FUNCTION").
+pub fn statement_kind(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic()) && *w == w.to_uppercase())
+        .take(3)
+        .collect();
+    if words.is_empty() {
+        "this statement".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_have_postgres_shape_and_position() {
+        let Err(Error::Syntax { message, position }) = parse("SELECT 1 FROMM t") else {
+            panic!("expected a syntax error");
+        };
+        assert_eq!(message, "syntax error at or near \"t\"");
+        assert_eq!(position, Some(16));
+
+        let Err(Error::Syntax { message, position }) = parse("SELECT * FROM") else {
+            panic!("expected a syntax error");
+        };
+        assert_eq!(message, "syntax error at end of input");
+        assert_eq!(position, Some(14));
+
+        let Err(Error::Syntax { position, .. }) = parse("SELECT 1;\nSELEC 2") else {
+            panic!("expected a syntax error");
+        };
+        assert_eq!(position, Some(11));
+    }
+
+    #[test]
+    fn streaming_statements_are_not_supported_yet() {
+        assert!(matches!(
+            parse("CREATE SOURCE s (a int) WITH (connector = 'datagen')"),
+            Err(Error::NotSupported(m)) if m.starts_with("CREATE SOURCE")
+        ));
+        assert!(matches!(parse("SUBSCRIBE TO mv"), Err(Error::NotSupported(_))));
+    }
+
+    #[test]
+    fn identifiers_fold_like_postgres() {
+        let stmt = parse("SELECT 1 FROM MySchema.\"MixedCase\"").unwrap().remove(0);
+        let Statement::Query(q) = stmt else { panic!() };
+        let text = q.to_string();
+        assert!(text.contains("MySchema.\"MixedCase\""));
+        assert_eq!(ident_name(&Ident::new("ABC")), "abc");
+        assert_eq!(ident_name(&Ident::with_quote('"', "ABC")), "ABC");
+    }
+
+    #[test]
+    fn statement_kind_names_the_keywords() {
+        let stmt = parse("CREATE ROLE bob").unwrap().remove(0);
+        assert_eq!(statement_kind(&stmt), "CREATE ROLE bob".split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+    }
+}
