@@ -303,8 +303,7 @@ impl Database {
             return Err(Error::UndefinedTable(table.table().to_string()));
         }
         let guard = live.writer.clone().lock_owned().await;
-        let frame = self.ctx.execute_logical_plan(input).await?;
-        let batches = frame.collect().await?;
+        let batches = self.ctx.execute_logical_plan(input).await?.collect().await?;
         let (deleted, inserted) = match kind {
             DmlKind::Insert => (Vec::new(), batches),
             DmlKind::Delete | DmlKind::Truncate => {
@@ -344,14 +343,13 @@ impl Database {
     ) -> Result<()> {
         let def = &live.def;
         let user_schema = Arc::new(def.arrow_schema());
-        let rows = if inserted.is_empty() {
-            RecordBatch::new_empty(user_schema.clone())
-        } else {
-            let aligned = inserted
-                .iter()
-                .map(|b| conform(b, &user_schema, def))
-                .collect::<Result<Vec<_>>>()?;
-            concat_batches(&user_schema, &aligned)?
+        let aligned = inserted
+            .iter()
+            .map(|b| conform(b, &user_schema, def))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = match aligned.first() {
+            None => RecordBatch::new_empty(user_schema.clone()),
+            Some(first) => concat_batches(&first.schema(), &aligned)?,
         };
         validate_rows(def, &rows)?;
         let (stored, first_seq, entries) = {

@@ -17,7 +17,8 @@
 use std::sync::Arc;
 
 use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
-use datafusion::common::{Column, TableReference};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
@@ -78,7 +79,7 @@ pub fn prepare(dml: &DmlStatement) -> Result<DmlPlan> {
         }
     };
     let input = match kind {
-        DmlKind::Insert => dml.input.as_ref().clone(),
+        DmlKind::Insert => relax_values_nullability(dml.input.as_ref().clone())?,
         DmlKind::Update => {
             let LogicalPlan::Projection(projection) = dml.input.as_ref() else {
                 return Err(DataFusionError::Internal(
@@ -140,6 +141,35 @@ fn swap_target_scan(
     };
     *first = swap_target_scan(first, table, target)?;
     plan.with_new_exprs(plan.expressions(), inputs)
+}
+
+/// DataFusion types `INSERT ... VALUES` rows with the table's schema,
+/// nullability included, so a NULL for a NOT NULL column fails inside the
+/// VALUES with its positional name ("column2"). With the VALUES nullable, the
+/// check is left to the write path, which names the table column as
+/// PostgreSQL does.
+fn relax_values_nullability(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| match node {
+        LogicalPlan::Values(mut values) => {
+            let fields = values
+                .schema
+                .iter()
+                .map(|(qualifier, field)| {
+                    (
+                        qualifier.cloned(),
+                        Arc::new(field.as_ref().clone().with_nullable(true)),
+                    )
+                })
+                .collect();
+            values.schema = Arc::new(DFSchema::new_with_metadata(
+                fields,
+                values.schema.metadata().clone(),
+            )?);
+            Ok(Transformed::yes(LogicalPlan::Values(values)))
+        }
+        other => Ok(Transformed::yes(other.recompute_schema()?)),
+    })
+    .data()
 }
 
 fn rowid_column(plan: &LogicalPlan) -> Result<Expr> {
