@@ -109,7 +109,13 @@ impl Database {
             let data = db.replay(&def)?;
             db.register_table(def, data)?;
         }
-        let live: Vec<u64> = db.tables.read().expect("lock").keys().map(|id| id.0).collect();
+        let live: Vec<u64> = db
+            .tables
+            .read()
+            .expect("lock")
+            .keys()
+            .map(|id| id.0)
+            .collect();
         for orphan in db.store.logged_tables()? {
             if !live.contains(&orphan) {
                 db.store.drop_table_log(orphan)?;
@@ -303,7 +309,12 @@ impl Database {
             return Err(Error::UndefinedTable(table.table().to_string()));
         }
         let guard = live.writer.clone().lock_owned().await;
-        let batches = self.ctx.execute_logical_plan(input).await?.collect().await?;
+        let batches = self
+            .ctx
+            .execute_logical_plan(input)
+            .await?
+            .collect()
+            .await?;
         let (deleted, inserted) = match kind {
             DmlKind::Insert => (Vec::new(), batches),
             DmlKind::Delete | DmlKind::Truncate => {
@@ -468,7 +479,10 @@ impl Database {
         self.register_table(def.clone(), data)?;
         self.store.flush().await?;
         if let Some((_, batches)) = rows {
-            let live = self.live_table(&TableReference::partial(def.schema.clone(), def.name.clone()))?;
+            let live = self.live_table(&TableReference::partial(
+                def.schema.clone(),
+                def.name.clone(),
+            ))?;
             let guard = live.writer.clone().lock_owned().await;
             let count = batches.iter().map(RecordBatch::num_rows).sum();
             self.commit(live, guard, Vec::new(), batches).await?;
@@ -557,7 +571,8 @@ impl Database {
             .table(&schema, &table)
             .cloned()
             .ok_or(Error::UndefinedTable(table))?;
-        let text = |values: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let text =
+            |values: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
         let columns = &def.columns;
         let out_schema = Arc::new(Schema::new(
             COLUMN_LISTING
@@ -579,7 +594,16 @@ impl Database {
                 text(columns.iter().map(|c| c.default.clone()).collect()),
                 text(
                     (0..columns.len())
-                        .map(|i| Some(if def.primary_key.contains(&i) { "YES" } else { "NO" }.into()))
+                        .map(|i| {
+                            Some(
+                                if def.primary_key.contains(&i) {
+                                    "YES"
+                                } else {
+                                    "NO"
+                                }
+                                .into(),
+                            )
+                        })
                         .collect(),
                 ),
             ],
@@ -646,11 +670,12 @@ fn table_columns(create: &CreateTable) -> Result<(Vec<ColumnDef>, Vec<usize>)> {
                 }
                 for key in &pk.columns {
                     let name = key.column.expr.to_string().trim_matches('"').to_lowercase();
-                    let position = columns.iter().position(|c| c.name == name).ok_or_else(|| {
-                        Error::UndefinedColumn(format!(
-                            "column \"{name}\" named in key does not exist"
-                        ))
-                    })?;
+                    let position =
+                        columns.iter().position(|c| c.name == name).ok_or_else(|| {
+                            Error::UndefinedColumn(format!(
+                                "column \"{name}\" named in key does not exist"
+                            ))
+                        })?;
                     columns[position].not_null = true;
                     primary_key.push(position);
                 }
@@ -726,7 +751,10 @@ fn validate_rows(def: &TableDef, rows: &RecordBatch) -> Result<()> {
         }
         if let Some(max) = column.ty.max_chars()
             && let Some(strings) = array.as_any().downcast_ref::<StringArray>()
-            && strings.iter().flatten().any(|s| s.chars().count() > max as usize)
+            && strings
+                .iter()
+                .flatten()
+                .any(|s| s.chars().count() > max as usize)
         {
             return Err(Error::Data {
                 code: "22001",
@@ -773,9 +801,16 @@ fn split_update(batches: &[RecordBatch]) -> Result<(Vec<u64>, Vec<RecordBatch>)>
         let ids = rowids_of(std::slice::from_ref(batch), last)?;
         let keep: datafusion::arrow::array::BooleanArray =
             ids.iter().map(|id| Some(seen.insert(*id))).collect();
-        deleted.extend(ids.iter().zip(keep.values().iter()).filter(|(_, k)| *k).map(|(id, _)| *id));
+        deleted.extend(
+            ids.iter()
+                .zip(keep.values().iter())
+                .filter(|(_, k)| *k)
+                .map(|(id, _)| *id),
+        );
         let rows = batch.project(&(0..last).collect::<Vec<_>>())?;
-        inserted.push(datafusion::arrow::compute::filter_record_batch(&rows, &keep)?);
+        inserted.push(datafusion::arrow::compute::filter_record_batch(
+            &rows, &keep,
+        )?);
     }
     deleted.sort_unstable();
     Ok((deleted, inserted))

@@ -39,7 +39,9 @@ pub enum Error {
     #[error("column \"{0}\" specified more than once")]
     DuplicateColumn(String),
 
-    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
     NotNullViolation { table: String, column: String },
 
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]

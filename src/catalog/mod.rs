@@ -193,7 +193,10 @@ mod tests {
 
         let reloaded = Catalog::load(store).unwrap();
         assert!(reloaded.has_schema("s"));
-        assert_eq!(reloaded.table(DEFAULT_SCHEMA, "t").unwrap().as_ref(), &def(1, "t"));
+        assert_eq!(
+            reloaded.table(DEFAULT_SCHEMA, "t").unwrap().as_ref(),
+            &def(1, "t")
+        );
         assert!(reloaded.table(DEFAULT_SCHEMA, "u").is_none());
     }
 
@@ -201,10 +204,19 @@ mod tests {
     fn refuses_duplicates_and_missing_schemas() {
         let mut catalog = Catalog::load(Store::in_memory().unwrap()).unwrap();
         catalog.create_table(def(1, "t")).unwrap();
-        assert!(matches!(catalog.create_table(def(2, "t")), Err(Error::DuplicateTable(_))));
-        assert!(matches!(catalog.create_schema("public"), Err(Error::DuplicateSchema(_))));
+        assert!(matches!(
+            catalog.create_table(def(2, "t")),
+            Err(Error::DuplicateTable(_))
+        ));
+        assert!(matches!(
+            catalog.create_schema("public"),
+            Err(Error::DuplicateSchema(_))
+        ));
         let mut orphan = def(3, "x");
         orphan.schema = "nowhere".into();
-        assert!(matches!(catalog.create_table(orphan), Err(Error::UndefinedSchema(_))));
+        assert!(matches!(
+            catalog.create_table(orphan),
+            Err(Error::UndefinedSchema(_))
+        ));
     }
 }

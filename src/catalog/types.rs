@@ -64,16 +64,18 @@ impl ColumnType {
             SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 | SqlType::Float(_) => {
                 ColumnType::Double
             }
-            SqlType::Numeric(info) | SqlType::Decimal(info) | SqlType::Dec(info) => {
-                numeric(info)?
-            }
+            SqlType::Numeric(info) | SqlType::Decimal(info) | SqlType::Dec(info) => numeric(info)?,
             SqlType::Text | SqlType::String(None) => ColumnType::Text,
             SqlType::Varchar(len) | SqlType::CharacterVarying(len) | SqlType::CharVarying(len) => {
                 ColumnType::Varchar(length(len)?)
             }
-            SqlType::Char(len) | SqlType::Character(len) => ColumnType::Char(length(len)?.unwrap_or(1)),
+            SqlType::Char(len) | SqlType::Character(len) => {
+                ColumnType::Char(length(len)?.unwrap_or(1))
+            }
             SqlType::Date => ColumnType::Date,
-            SqlType::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => ColumnType::Time,
+            SqlType::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+                ColumnType::Time
+            }
             SqlType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
                 ColumnType::Timestamp
             }
@@ -117,7 +119,9 @@ impl ColumnType {
             ColumnType::Date => DataType::Date32,
             ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            ColumnType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::TimestampTz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
             ColumnType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
             ColumnType::Bytea => DataType::Binary,
         }
@@ -146,6 +150,31 @@ impl ColumnType {
             ColumnType::Jsonb => "jsonb".into(),
             ColumnType::Bytea => "bytea".into(),
             ColumnType::Uuid => "uuid".into(),
+        }
+    }
+
+    /// The internal name PostgreSQL uses in result column names (`int4`).
+    pub fn internal_name(&self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "bool",
+            ColumnType::SmallInt => "int2",
+            ColumnType::Integer => "int4",
+            ColumnType::BigInt => "int8",
+            ColumnType::Real => "float4",
+            ColumnType::Double => "float8",
+            ColumnType::Numeric { .. } => "numeric",
+            ColumnType::Text => "text",
+            ColumnType::Varchar(_) => "varchar",
+            ColumnType::Char(_) => "bpchar",
+            ColumnType::Date => "date",
+            ColumnType::Time => "time",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::TimestampTz => "timestamptz",
+            ColumnType::Interval => "interval",
+            ColumnType::Json => "json",
+            ColumnType::Jsonb => "jsonb",
+            ColumnType::Bytea => "bytea",
+            ColumnType::Uuid => "uuid",
         }
     }
 
@@ -238,7 +267,9 @@ mod tests {
 
     fn parse_type(text: &str) -> Result<ColumnType> {
         let sql = format!("CREATE TABLE t (c {text})");
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, &sql).unwrap().remove(0);
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+            .unwrap()
+            .remove(0);
         let datafusion::sql::sqlparser::ast::Statement::CreateTable(ct) = stmt else {
             panic!("not a CREATE TABLE");
         };
@@ -271,6 +302,9 @@ mod tests {
     #[test]
     fn rejects_bad_numeric_and_unknown_types() {
         assert!(parse_type("numeric(50,2)").is_err());
-        assert!(matches!(parse_type("frobnicator"), Err(Error::UndefinedType(_))));
+        assert!(matches!(
+            parse_type("frobnicator"),
+            Err(Error::UndefinedType(_))
+        ));
     }
 }

@@ -60,22 +60,24 @@ pub struct DmlPlan {
 
 pub fn prepare(dml: &DmlStatement) -> Result<DmlPlan> {
     let provider = source_as_provider(&dml.target)?;
-    let target = provider
-        .downcast_ref::<StoredTable>()
-        .ok_or_else(|| {
-            DataFusionError::Plan(format!("\"{}\" cannot be written to", dml.table_name))
-        })?;
+    let target = provider.downcast_ref::<StoredTable>().ok_or_else(|| {
+        DataFusionError::Plan(format!("\"{}\" cannot be written to", dml.table_name))
+    })?;
     let target = Arc::new(target.with_rowid());
     let kind = match &dml.op {
         WriteOp::Insert(InsertOp::Append) => DmlKind::Insert,
         WriteOp::Insert(op) => {
-            return Err(DataFusionError::NotImplemented(format!("INSERT {op} is not supported")));
+            return Err(DataFusionError::NotImplemented(format!(
+                "INSERT {op} is not supported"
+            )));
         }
         WriteOp::Update => DmlKind::Update,
         WriteOp::Delete => DmlKind::Delete,
         WriteOp::Truncate => DmlKind::Truncate,
         other => {
-            return Err(DataFusionError::NotImplemented(format!("{other} is not supported")));
+            return Err(DataFusionError::NotImplemented(format!(
+                "{other} is not supported"
+            )));
         }
     };
     let input = match kind {
@@ -94,7 +96,9 @@ pub fn prepare(dml: &DmlStatement) -> Result<DmlPlan> {
         DmlKind::Delete => {
             let input = swap_target_scan(&dml.input, &dml.table_name, &target)?;
             let rowid = rowid_column(&input)?;
-            LogicalPlanBuilder::from(input).project(vec![rowid])?.build()?
+            LogicalPlanBuilder::from(input)
+                .project(vec![rowid])?
+                .build()?
         }
         DmlKind::Truncate => {
             let scan = LogicalPlanBuilder::scan(
@@ -104,7 +108,9 @@ pub fn prepare(dml: &DmlStatement) -> Result<DmlPlan> {
             )?
             .build()?;
             let rowid = rowid_column(&scan)?;
-            LogicalPlanBuilder::from(scan).project(vec![rowid])?.build()?
+            LogicalPlanBuilder::from(scan)
+                .project(vec![rowid])?
+                .build()?
         }
     };
     Ok(DmlPlan {

@@ -2,6 +2,7 @@
 //! catalogs clients expect to find (`pg_catalog`, `information_schema`).
 
 pub mod dml;
+mod pg_compat;
 mod provider;
 
 pub use provider::StoredTable;
@@ -37,6 +38,7 @@ pub fn new_context() -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config(config);
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
         .map_err(|e| *e)?;
+    ctx.add_analyzer_rule(Arc::new(pg_compat::PostgresCasts));
     let version = format!("PostgreSQL {} on Freshet", server_version());
     ctx.register_udf(create_udf(
         "version",

@@ -39,7 +39,11 @@ impl fmt::Debug for StoredTable {
 }
 
 impl StoredTable {
-    pub fn new(schema: SchemaRef, data: Arc<RwLock<TableData>>, defaults: HashMap<String, Expr>) -> Self {
+    pub fn new(
+        schema: SchemaRef,
+        data: Arc<RwLock<TableData>>,
+        defaults: HashMap<String, Expr>,
+    ) -> Self {
         StoredTable {
             schema,
             data,
@@ -100,7 +104,11 @@ impl TableProvider for StoredTable {
             Some(p) => p.iter().map(|i| i + offset).collect(),
             None => (offset..stored_schema.fields().len()).collect(),
         };
-        let partitions = state.config().target_partitions().max(1).min(chunks.len().max(1));
+        let partitions = state
+            .config()
+            .target_partitions()
+            .max(1)
+            .min(chunks.len().max(1));
         let mut parts = vec![Vec::new(); partitions];
         for (i, chunk) in chunks.iter().enumerate() {
             parts[i % partitions].push(chunk.clone());

@@ -131,7 +131,9 @@ fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
     match error {
         ArrowError::DivideByZero => ("22012", "division by zero".to_string()),
         ArrowError::ArithmeticOverflow(m) => ("22003", format!("value out of range: {m}")),
-        ArrowError::CastError(m) | ArrowError::ParseError(m) | ArrowError::InvalidArgumentError(m) => {
+        ArrowError::CastError(m)
+        | ArrowError::ParseError(m)
+        | ArrowError::InvalidArgumentError(m) => {
             classify_message(m).unwrap_or(("22P02", m.clone()))
         }
         ArrowError::ComputeError(m) => classify_message(m).unwrap_or(("22000", m.clone())),
@@ -150,7 +152,10 @@ fn classify_message(message: &str) -> Option<(&'static str, String)> {
         let (value, target) = rest.split_once(" to type ")?;
         return Some((
             "22003",
-            format!("value \"{value}\" is out of range for type {}", pg_type_name(target.trim())),
+            format!(
+                "value \"{value}\" is out of range for type {}",
+                pg_type_name(target.trim())
+            ),
         ));
     }
     if let Some(rest) = message.split("Cannot cast string '").nth(1) {
@@ -232,7 +237,10 @@ mod tests {
             None,
         )));
         assert_eq!(cast.code, "22003");
-        assert_eq!(cast.message, "value \"100000\" is out of range for type smallint");
+        assert_eq!(
+            cast.message,
+            "value \"100000\" is out of range for type smallint"
+        );
         let parse = error_info(&Error::DataFusion(DataFusionError::ArrowError(
             Box::new(ArrowError::CastError(
                 "Cannot cast string 'abc' to value of Int32 type".into(),
@@ -240,7 +248,10 @@ mod tests {
             None,
         )));
         assert_eq!(parse.code, "22P02");
-        assert_eq!(parse.message, "invalid input syntax for type integer: \"abc\"");
+        assert_eq!(
+            parse.message,
+            "invalid input syntax for type integer: \"abc\""
+        );
     }
 
     #[test]

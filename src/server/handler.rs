@@ -29,6 +29,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::errors::error_info;
 use super::session::{self, SessionEffect};
+use super::text;
 use crate::catalog::PG_TYPE_KEY;
 use crate::database::{Database, Outcome};
 use crate::error::{Error, Result};
@@ -63,7 +64,7 @@ impl Handler {
         if let Some(effect) = session::apply(client, statement) {
             return match effect? {
                 SessionEffect::Response(response) => Ok(response),
-                SessionEffect::Rows(outcome) => encode(client, outcome, format),
+                SessionEffect::Rows(outcome) => encode(client, statement, outcome, format),
                 SessionEffect::Changed { name, value, tag } => {
                     client
                         .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
@@ -98,7 +99,7 @@ impl Handler {
             tracing::error!(%what, "statement panicked");
             Error::Internal(format!("the statement failed unexpectedly: {what}"))
         })??;
-        encode(client, outcome, format)
+        encode(client, statement, outcome, format)
     }
 }
 
@@ -112,21 +113,57 @@ fn user_error(error: &Error) -> PgWireError {
 
 /// Result fields with their PostgreSQL types. JSON columns are Utf8 in Arrow;
 /// we report them as `json`, whose text and binary forms are both the text.
-fn fields_for(schema: &Schema, format: &Format, options: Arc<FormatOptions>) -> PgWireResult<Vec<FieldInfo>> {
+fn fields_for(
+    schema: &Schema,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<Vec<FieldInfo>> {
     let mut fields = arrow_schema_to_pg_fields(schema, format, Some(options.clone()))?;
     for (i, field) in schema.fields().iter().enumerate() {
         if matches!(
             field.metadata().get(PG_TYPE_KEY).map(String::as_str),
             Some("json" | "jsonb")
         ) {
-            fields[i] = FieldInfo::new(field.name().clone(), None, None, Type::JSON, format.format_for(i))
-                .with_format_options(options.clone());
+            fields[i] = FieldInfo::new(
+                field.name().clone(),
+                None,
+                None,
+                Type::JSON,
+                format.format_for(i),
+            )
+            .with_format_options(options.clone());
         }
     }
     Ok(fields)
 }
 
-fn encode<C: ClientInfo>(client: &C, outcome: Outcome, format: &Format) -> Result<Response> {
+/// Gives result columns PostgreSQL's names where DataFusion's differ
+/// (`?column?`, `upper`, `int8`).
+fn rename_columns(schema: &SchemaRef, statement: &Statement) -> SchemaRef {
+    let Some(names) = sql::output_names(statement) else {
+        return schema.clone();
+    };
+    if names.len() != schema.fields().len() {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(names)
+        .map(|(field, name)| match name {
+            Some(name) => field.as_ref().clone().with_name(name),
+            None => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn encode<C: ClientInfo>(
+    client: &C,
+    statement: &Statement,
+    outcome: Outcome,
+    format: &Format,
+) -> Result<Response> {
     match outcome {
         Outcome::Command { tag, rows } => {
             let insert = tag == "INSERT";
@@ -141,14 +178,23 @@ fn encode<C: ClientInfo>(client: &C, outcome: Outcome, format: &Format) -> Resul
         }
         Outcome::Rows { schema, batches } => {
             let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            let schema = rename_columns(&schema, statement);
             let fields = Arc::new(
                 fields_for(&schema, format, options).map_err(|e| Error::Internal(e.to_string()))?,
             );
+            let time_zone = session::setting(client, "TimeZone").unwrap_or_default();
+            let rendered = batches
+                .into_iter()
+                .map(|batch| text::render(batch, format, &time_zone))
+                .collect::<Result<Vec<_>, _>>()?;
             let row_fields = fields.clone();
-            let rows = batches
+            let rows = rendered
                 .into_iter()
                 .flat_map(move |batch| encode_recordbatch(row_fields.clone(), batch));
-            Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
+            Ok(Response::Query(QueryResponse::new(
+                fields,
+                stream::iter(rows),
+            )))
         }
     }
 }
@@ -168,7 +214,10 @@ impl SimpleQueryHandler for Handler {
         };
         let mut responses = Vec::with_capacity(statements.len());
         for statement in &statements {
-            match self.run(client, statement, None, &Format::UnifiedText).await {
+            match self
+                .run(client, statement, None, &Format::UnifiedText)
+                .await
+            {
                 Ok(response) => responses.push(response),
                 Err(e) => {
                     // PostgreSQL stops a multi-statement query at the first error.
@@ -236,7 +285,10 @@ fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
     if let Some(plan) = &prepared.plan {
         return match plan {
             LogicalPlan::Dml(_) => None,
-            plan => Some(Arc::new(plan.schema().as_arrow().clone())),
+            plan => Some(rename_columns(
+                &Arc::new(plan.schema().as_arrow().clone()),
+                &prepared.statement,
+            )),
         };
     }
     let text = |names: &[&str]| {
@@ -249,7 +301,11 @@ fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
     };
     match &prepared.statement {
         Statement::ShowVariable { variable } => {
-            let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
+            let name = variable
+                .iter()
+                .map(|i| i.value.clone())
+                .collect::<Vec<_>>()
+                .join(" ");
             match session::shown_name(&name) {
                 None => text(&["name", "setting"]),
                 Some(column) => text(&[column.as_str()]),
@@ -267,7 +323,12 @@ fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
 impl QueryParser for StatementParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -288,7 +349,11 @@ impl QueryParser for StatementParser {
             .collect()
     }
 
-    fn get_result_schema(&self, prepared: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        prepared: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         match result_schema(prepared) {
             Some(schema) => fields_for(
                 &schema,
@@ -309,7 +374,12 @@ impl ExtendedQueryHandler for Handler {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -321,9 +391,14 @@ impl ExtendedQueryHandler for Handler {
             Some(_) => Some(self.bind(portal).await.map_err(|e| user_error(&e))?),
             None => None,
         };
-        self.run(client, &prepared.statement, plan, &portal.result_column_format)
-            .await
-            .map_err(|e| user_error(&e))
+        self.run(
+            client,
+            &prepared.statement,
+            plan,
+            &portal.result_column_format,
+        )
+        .await
+        .map_err(|e| user_error(&e))
     }
 }
 

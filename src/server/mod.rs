@@ -8,6 +8,7 @@
 mod errors;
 mod handler;
 mod session;
+mod text;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -124,7 +125,10 @@ impl ServerParameterProvider for Parameters {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        if let Some(name) = client.metadata().get(pgwire::api::METADATA_APPLICATION_NAME) {
+        if let Some(name) = client
+            .metadata()
+            .get(pgwire::api::METADATA_APPLICATION_NAME)
+        {
             params.insert("application_name".into(), name.clone());
         }
         Some(params)
@@ -133,7 +137,11 @@ impl ServerParameterProvider for Parameters {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,

@@ -113,7 +113,9 @@ fn parse_duration(text: &str) -> Result<Duration> {
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().map_err(|_| {
-        Error::InvalidParameter(format!("invalid value for parameter \"statement_timeout\": \"{text}\""))
+        Error::InvalidParameter(format!(
+            "invalid value for parameter \"statement_timeout\": \"{text}\""
+        ))
     })?;
     let millis = match unit.trim() {
         "" | "ms" => number,
@@ -142,7 +144,11 @@ fn value_text(expr: &Expr) -> String {
     }
 }
 
-fn set_value<C: ClientInfo + ?Sized>(client: &mut C, name: &str, value: String) -> Result<SessionEffect> {
+fn set_value<C: ClientInfo + ?Sized>(
+    client: &mut C,
+    name: &str,
+    value: String,
+) -> Result<SessionEffect> {
     if name.eq_ignore_ascii_case("statement_timeout") {
         parse_duration(&value)?;
     }
@@ -152,7 +158,9 @@ fn set_value<C: ClientInfo + ?Sized>(client: &mut C, name: &str, value: String) 
     } else {
         value
     };
-    client.metadata_mut().insert(metadata_key(name), value.clone());
+    client
+        .metadata_mut()
+        .insert(metadata_key(name), value.clone());
     let tag = Response::Execution(Tag::new("SET"));
     Ok(match shown.filter(|n| REPORTED.contains(n)) {
         Some(name) => SessionEffect::Changed { name, value, tag },
@@ -161,7 +169,10 @@ fn set_value<C: ClientInfo + ?Sized>(client: &mut C, name: &str, value: String) 
 }
 
 /// Handles a session statement, or returns `None` if `statement` is not one.
-pub fn apply<C: ClientInfo + ?Sized>(client: &mut C, statement: &Statement) -> Option<Result<SessionEffect>> {
+pub fn apply<C: ClientInfo + ?Sized>(
+    client: &mut C,
+    statement: &Statement,
+) -> Option<Result<SessionEffect>> {
     let effect = match statement {
         Statement::Set(Set::SingleAssignment {
             variable, values, ..
@@ -176,7 +187,9 @@ pub fn apply<C: ClientInfo + ?Sized>(client: &mut C, statement: &Statement) -> O
         Statement::Set(Set::SetNames { charset_name, .. }) => {
             set_value(client, "client_encoding", charset_name.value.clone())
         }
-        Statement::Set(_) => Ok(SessionEffect::Response(Response::Execution(Tag::new("SET")))),
+        Statement::Set(_) => Ok(SessionEffect::Response(Response::Execution(Tag::new(
+            "SET",
+        )))),
         Statement::ShowVariable { variable } => {
             let name = variable
                 .iter()

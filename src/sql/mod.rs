@@ -5,21 +5,31 @@
 //! Also the small helpers every layer needs to read names the way PostgreSQL
 //! does: unquoted identifiers fold to lower case, quoted ones keep theirs.
 
+mod names;
+
+pub use names::output_names;
+
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::error::{Error, Result};
 
-static PARSER: LazyLock<PostgresCompatibilityParser> = LazyLock::new(PostgresCompatibilityParser::new);
+static PARSER: LazyLock<PostgresCompatibilityParser> =
+    LazyLock::new(PostgresCompatibilityParser::new);
 
 /// Parses one or more `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     PARSER.parse(sql).map_err(|e| {
+        // The compatibility parser re-tokenizes and loses token locations;
+        // plain sqlparser reports the same failure with its line and column.
+        let e = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .err()
+            .unwrap_or(e);
         streaming_statement(sql)
             .map(|what| {
                 Error::NotSupported(format!(
@@ -45,7 +55,12 @@ fn streaming_statement(sql: &str) -> Option<&'static str> {
         })
         .take(2)
         .collect();
-    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["CREATE", "SOURCE"] => Some("CREATE SOURCE"),
         ["CREATE", "SINK"] => Some("CREATE SINK"),
         ["SUBSCRIBE", ..] => Some("SUBSCRIBE"),
@@ -73,7 +88,10 @@ fn syntax_error(sql: &str, error: &ParserError) -> Error {
     let message = match found {
         Some("EOF") => "syntax error at end of input".to_string(),
         Some(token) => format!("syntax error at or near \"{token}\""),
-        None => format!("syntax error: {}", text.split(" at Line:").next().unwrap_or(text)),
+        None => format!(
+            "syntax error: {}",
+            text.split(" at Line:").next().unwrap_or(text)
+        ),
     };
     let position = match found {
         Some("EOF") => Some(sql.chars().count() + 1),
@@ -164,12 +182,17 @@ mod tests {
             parse("CREATE SOURCE s (a int) WITH (connector = 'datagen')"),
             Err(Error::NotSupported(m)) if m.starts_with("CREATE SOURCE")
         ));
-        assert!(matches!(parse("SUBSCRIBE TO mv"), Err(Error::NotSupported(_))));
+        assert!(matches!(
+            parse("SUBSCRIBE TO mv"),
+            Err(Error::NotSupported(_))
+        ));
     }
 
     #[test]
     fn identifiers_fold_like_postgres() {
-        let stmt = parse("SELECT 1 FROM MySchema.\"MixedCase\"").unwrap().remove(0);
+        let stmt = parse("SELECT 1 FROM MySchema.\"MixedCase\"")
+            .unwrap()
+            .remove(0);
         let Statement::Query(q) = stmt else { panic!() };
         let text = q.to_string();
         assert!(text.contains("MySchema.\"MixedCase\""));
@@ -180,6 +203,13 @@ mod tests {
     #[test]
     fn statement_kind_names_the_keywords() {
         let stmt = parse("CREATE ROLE bob").unwrap().remove(0);
-        assert_eq!(statement_kind(&stmt), "CREATE ROLE bob".split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+        assert_eq!(
+            statement_kind(&stmt),
+            "CREATE ROLE bob"
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
 }

@@ -64,8 +64,8 @@ impl TableChange {
         let inserted = if rest.is_empty() {
             None
         } else {
-            let reader =
-                StreamReader::try_new(Cursor::new(rest), None).map_err(|e| corrupt(e.to_string()))?;
+            let reader = StreamReader::try_new(Cursor::new(rest), None)
+                .map_err(|e| corrupt(e.to_string()))?;
             let batches = reader
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| corrupt(e.to_string()))?;

@@ -109,12 +109,11 @@ impl Store {
             .range(log_key(table, 0)..=log_key(table, u64::MAX))
             .map(|entry| {
                 let (k, v) = entry?;
-                let seq = u64::from_be_bytes(k[8..16].try_into().map_err(|_| {
-                    StorageError::Corrupt {
+                let seq =
+                    u64::from_be_bytes(k[8..16].try_into().map_err(|_| StorageError::Corrupt {
                         table,
                         reason: "short log key".into(),
-                    }
-                })?);
+                    })?);
                 Ok((seq, v.to_vec()))
             })
             .collect()

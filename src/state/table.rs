@@ -200,7 +200,11 @@ impl TableData {
         Ok(())
     }
 
-    fn insert(&mut self, chunks: &mut Vec<RecordBatch>, batch: &RecordBatch) -> Result<(), ArrowError> {
+    fn insert(
+        &mut self,
+        chunks: &mut Vec<RecordBatch>,
+        batch: &RecordBatch,
+    ) -> Result<(), ArrowError> {
         let ids = rowids(batch);
         if let Some(max) = ids.values().iter().max() {
             self.next_rowid = self.next_rowid.max(max + 1);
@@ -310,7 +314,11 @@ mod tests {
     fn live_ids(data: &TableData) -> Vec<i64> {
         let mut out = Vec::new();
         for chunk in data.snapshot().iter() {
-            let col = chunk.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            let col = chunk
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
             out.extend(col.values().iter().copied());
         }
         out
@@ -322,19 +330,24 @@ mod tests {
         let first = data.reserve_rowids(3);
         let batch = rows(&data, first, &[1, 2, 3], &[10, 20, 30]);
         assert_eq!(data.check_keys(&[], &batch).unwrap(), None);
-        data.apply(&TableChange { deleted: vec![], inserted: Some(batch) }).unwrap();
+        data.apply(&TableChange {
+            deleted: vec![],
+            inserted: Some(batch),
+        })
+        .unwrap();
         assert_eq!(live_ids(&data), vec![1, 2, 3]);
 
         // Inserting key 2 again conflicts with the live row.
         let dup = rows(&data, 100, &[2], &[0]);
-        assert_eq!(
-            data.check_keys(&[], &dup).unwrap().unwrap().key,
-            "(id)=(2)"
-        );
+        assert_eq!(data.check_keys(&[], &dup).unwrap().unwrap().key, "(id)=(2)");
         // ...unless the same statement deletes that row (an UPDATE of v).
         assert_eq!(data.check_keys(&[first + 1], &dup).unwrap(), None);
 
-        data.apply(&TableChange { deleted: vec![first + 1], inserted: None }).unwrap();
+        data.apply(&TableChange {
+            deleted: vec![first + 1],
+            inserted: None,
+        })
+        .unwrap();
         assert_eq!(live_ids(&data), vec![1, 3]);
         assert_eq!(data.check_keys(&[], &dup).unwrap(), None);
         assert_eq!(data.row_count(), 2);
@@ -353,13 +366,21 @@ mod tests {
         for i in 0..100 {
             let id = data.reserve_rowids(1);
             let batch = rows(&data, id, &[i], &[i]);
-            data.apply(&TableChange { deleted: vec![], inserted: Some(batch) }).unwrap();
+            data.apply(&TableChange {
+                deleted: vec![],
+                inserted: Some(batch),
+            })
+            .unwrap();
         }
         assert_eq!(data.snapshot().len(), 1);
         assert_eq!(data.row_count(), 100);
         // Deleting every other row keeps the order of the rest.
         let doomed: Vec<u64> = (1..=100).filter(|i| i % 2 == 0).collect();
-        data.apply(&TableChange { deleted: doomed, inserted: None }).unwrap();
+        data.apply(&TableChange {
+            deleted: doomed,
+            inserted: None,
+        })
+        .unwrap();
         assert_eq!(live_ids(&data), (0..100).step_by(2).collect::<Vec<i64>>());
     }
 }

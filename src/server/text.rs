@@ -1,0 +1,275 @@
+//! PostgreSQL's text output for the types whose default rendering in the wire
+//! encoder differs from PostgreSQL's: floats (`1024`, not `1024.0`;
+//! `1e+21`; `Infinity`) and times and timestamps (no `.000000` when the
+//! fraction is zero; `timestamptz` in the session's time zone).
+//!
+//! Only columns sent in text format are rendered here; the encoder still
+//! labels them with their real type OID. Binary columns are untouched.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveTime, Offset, TimeZone, Timelike};
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float32Type, Float64Type, Schema, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType,
+};
+use datafusion::arrow::error::ArrowError;
+use pgwire::api::portal::Format;
+use pgwire::api::results::FieldFormat;
+
+/// Renders the text-format columns that need it; others pass through.
+pub fn render(
+    batch: RecordBatch,
+    format: &Format,
+    time_zone: &str,
+) -> Result<RecordBatch, ArrowError> {
+    let mut changed = false;
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    for (i, (column, field)) in batch
+        .columns()
+        .iter()
+        .zip(batch.schema().fields())
+        .enumerate()
+    {
+        let rendered = if format.format_for(i) == FieldFormat::Text {
+            render_column(column, time_zone)?
+        } else {
+            None
+        };
+        match rendered {
+            Some(text) => {
+                changed = true;
+                fields.push(Field::new(field.name(), DataType::Utf8, true));
+                columns.push(text);
+            }
+            None => {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+fn render_column(column: &ArrayRef, time_zone: &str) -> Result<Option<ArrayRef>, ArrowError> {
+    let text: StringArray = match column.data_type() {
+        DataType::Float64 => column
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| float_text(v, 15)))
+            .collect(),
+        DataType::Float32 => column
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map(|v| float_text(v as f64, 6)))
+            .collect(),
+        DataType::Timestamp(_, zone) => {
+            let micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            let micros = micros.as_primitive::<TimestampMicrosecondType>();
+            let mut out = StringBuilder::with_capacity(micros.len(), micros.len() * 26);
+            let session_zone = zone
+                .as_ref()
+                .map(|_| Tz::from_str(time_zone).unwrap_or_else(|_| utc()));
+            for value in micros.iter() {
+                match value.and_then(DateTime::from_timestamp_micros) {
+                    None => out.append_null(),
+                    Some(utc_time) => match &session_zone {
+                        None => out.append_value(timestamp_text(&utc_time.naive_utc(), None)),
+                        Some(tz) => {
+                            let local = tz.from_utc_datetime(&utc_time.naive_utc());
+                            let offset = local.offset().fix().local_minus_utc();
+                            out.append_value(timestamp_text(&local.naive_local(), Some(offset)));
+                        }
+                    },
+                }
+            }
+            out.finish()
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            let micros = cast(column, &DataType::Time64(TimeUnit::Microsecond))?;
+            micros
+                .as_primitive::<Time64MicrosecondType>()
+                .iter()
+                .map(|v| {
+                    v.and_then(|us| {
+                        NaiveTime::from_num_seconds_from_midnight_opt(
+                            (us / 1_000_000) as u32,
+                            ((us % 1_000_000) * 1_000) as u32,
+                        )
+                    })
+                    .map(|t| time_text(&t))
+                })
+                .collect()
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Arc::new(text)))
+}
+
+fn utc() -> Tz {
+    Tz::from_str("+00:00").expect("a fixed offset parses")
+}
+
+/// PostgreSQL's float output with the default `extra_float_digits = 1`: the
+/// shortest digits that read back exactly, in positional notation unless the
+/// decimal exponent is below -4 or at least `precision` (15 for float8, 6 for
+/// float4), where it switches to `1.5e+20` style.
+pub fn float_text(value: f64, precision: i32) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // `{:e}` gives the shortest round-trip digits: "-1.024e3".
+    let scientific = if precision <= 6 {
+        format!("{:e}", value as f32)
+    } else {
+        format!("{value:e}")
+    };
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` has an exponent");
+    let exponent: i32 = exponent.parse().expect("`{:e}` exponent is a number");
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if exponent < -4 || exponent >= precision {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs());
+    }
+    let point = exponent + 1;
+    if point <= 0 {
+        format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!(
+            "{sign}{digits}{}",
+            "0".repeat(point as usize - digits.len())
+        )
+    } else {
+        let (whole, fraction) = digits.split_at(point as usize);
+        format!("{sign}{whole}.{fraction}")
+    }
+}
+
+fn fraction_text(micros: u32) -> String {
+    if micros == 0 {
+        return String::new();
+    }
+    let digits = format!("{micros:06}");
+    format!(".{}", digits.trim_end_matches('0'))
+}
+
+fn time_text(time: &NaiveTime) -> String {
+    format!(
+        "{}{}",
+        time.format("%H:%M:%S"),
+        fraction_text(time.nanosecond() / 1_000)
+    )
+}
+
+/// `2024-01-02 03:04:05.5`, with `+00` / `+05:30` for timestamptz.
+fn timestamp_text(time: &chrono::NaiveDateTime, offset_seconds: Option<i32>) -> String {
+    let mut text = format!(
+        "{}{}",
+        time.format("%Y-%m-%d %H:%M:%S"),
+        fraction_text(time.nanosecond() / 1_000)
+    );
+    if let Some(offset) = offset_seconds {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let offset = offset.abs();
+        text.push_str(&format!("{sign}{:02}", offset / 3600));
+        if offset % 3600 != 0 {
+            text.push_str(&format!(":{:02}", (offset % 3600) / 60));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Float64Array, TimestampMicrosecondArray};
+
+    use super::*;
+
+    #[test]
+    fn floats_print_like_postgres() {
+        let cases = [
+            (1024.0, "1024"),
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (-2.25, "-2.25"),
+            (1e21, "1e+21"),
+            (1e15, "1e+15"),
+            (1e14, "100000000000000"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (123456789012345680.0, "1.2345678901234568e+17"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NAN, "NaN"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(float_text(value, 15), text, "for {value}");
+        }
+        assert_eq!(float_text(1e6_f32 as f64, 6), "1e+06");
+        assert_eq!(float_text(100000.0, 6), "100000");
+        assert_eq!(float_text(0.1_f32 as f64, 6), "0.1");
+    }
+
+    #[test]
+    fn timestamps_drop_zero_fractions_and_show_offsets() {
+        // 2024-01-02 03:04:05 UTC and the same plus 123 ms.
+        let base = 1_704_164_645_000_000_i64;
+        let plain: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![
+            Some(base),
+            Some(base + 123_000),
+            None,
+        ]));
+        let text = render_column(&plain, "UTC").unwrap().unwrap();
+        let text = text.as_string::<i32>();
+        assert_eq!(text.value(0), "2024-01-02 03:04:05");
+        assert_eq!(text.value(1), "2024-01-02 03:04:05.123");
+        assert!(text.is_null(2));
+
+        let zoned: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![base]).with_timezone("UTC"));
+        let utc = render_column(&zoned, "UTC").unwrap().unwrap();
+        assert_eq!(utc.as_string::<i32>().value(0), "2024-01-02 03:04:05+00");
+        let india = render_column(&zoned, "Asia/Kolkata").unwrap().unwrap();
+        assert_eq!(
+            india.as_string::<i32>().value(0),
+            "2024-01-02 08:34:05+05:30"
+        );
+    }
+
+    #[test]
+    fn other_columns_pass_through() {
+        let batch = RecordBatch::try_from_iter(vec![(
+            "f",
+            Arc::new(Float64Array::from(vec![2.0])) as ArrayRef,
+        )])
+        .unwrap();
+        let binary = render(batch.clone(), &Format::UnifiedBinary, "UTC").unwrap();
+        assert_eq!(binary.column(0).data_type(), &DataType::Float64);
+        let text = render(batch, &Format::UnifiedText, "UTC").unwrap();
+        assert_eq!(text.column(0).as_string::<i32>().value(0), "2");
+    }
+}

@@ -1,0 +1,152 @@
+//! The names PostgreSQL gives result columns that have no alias.
+//!
+//! DataFusion names an unaliased column after its whole expression
+//! (`Int64(1) + Int64(1)`); PostgreSQL says `?column?`, a function's name, or
+//! the target type of a cast (`int8`). Clients and scripts read these names,
+//! so the server relabels the outgoing columns with PostgreSQL's choice. Only
+//! the wire names change: the plan keeps DataFusion's (which must be unique).
+
+use datafusion::sql::sqlparser::ast::{
+    DataType, Expr, Query, SelectItem, SetExpr, Statement, TrimWhereField,
+};
+
+use crate::catalog::ColumnType;
+
+const UNNAMED: &str = "?column?";
+
+/// PostgreSQL's name for each output column of a query, `None` where the
+/// name DataFusion gives is already right (aliases, plain columns). `None`
+/// overall when the statement is not a query or its columns cannot be
+/// lined up with the select list (a `*` in it).
+pub fn output_names(statement: &Statement) -> Option<Vec<Option<String>>> {
+    match statement {
+        Statement::Query(query) => query_names(query),
+        _ => None,
+    }
+}
+
+fn query_names(query: &Query) -> Option<Vec<Option<String>>> {
+    set_expr_names(&query.body)
+}
+
+fn set_expr_names(body: &SetExpr) -> Option<Vec<Option<String>>> {
+    match body {
+        SetExpr::Select(select) => select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(expr) => Some(unaliased_name(expr)),
+                SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => Some(None),
+                _ => None,
+            })
+            .collect(),
+        SetExpr::Query(query) => query_names(query),
+        SetExpr::SetOperation { left, .. } => set_expr_names(left),
+        _ => None,
+    }
+}
+
+/// `None` when DataFusion's own name is PostgreSQL's too (plain columns).
+fn unaliased_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        other => Some(figure_name(other)),
+    }
+}
+
+/// PostgreSQL's `FigureColname`, for the expressions sqlparser produces.
+fn figure_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .map(|i| i.value.clone())
+            .unwrap_or_else(|| UNNAMED.into()),
+        Expr::Nested(inner) => figure_name(inner),
+        Expr::Function(function) => function
+            .name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(|ident| ident.value.to_lowercase())
+            .unwrap_or_else(|| UNNAMED.into()),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match figure_name(expr) {
+            name if name != UNNAMED => name,
+            _ => type_name(data_type),
+        },
+        Expr::TypedString(typed) => type_name(&typed.data_type),
+        Expr::Interval(_) => "interval".into(),
+        Expr::Case { .. } => "case".into(),
+        Expr::Extract { .. } => "extract".into(),
+        Expr::Position { .. } => "position".into(),
+        Expr::Substring { shorthand, .. } => if *shorthand { "substr" } else { "substring" }.into(),
+        Expr::Overlay { .. } => "overlay".into(),
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        Expr::Trim { trim_where, .. } => match trim_where {
+            Some(TrimWhereField::Leading) => "ltrim".into(),
+            Some(TrimWhereField::Trailing) => "rtrim".into(),
+            _ => "btrim".into(),
+        },
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Array(_) => "array".into(),
+        Expr::Subquery(query) => query_names(query)
+            .and_then(|names| names.into_iter().next())
+            .flatten()
+            .unwrap_or_else(|| UNNAMED.into()),
+        _ => UNNAMED.into(),
+    }
+}
+
+/// The type name PostgreSQL prints for a cast (`int4`, not `integer`).
+fn type_name(data_type: &DataType) -> String {
+    match ColumnType::from_sql(data_type) {
+        Ok(ty) => ty.internal_name().into(),
+        Err(_) => UNNAMED.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::parse;
+
+    fn names(sql: &str) -> Option<Vec<Option<String>>> {
+        output_names(&parse(sql).unwrap()[0])
+    }
+
+    fn some(values: &[&str]) -> Option<Vec<Option<String>>> {
+        Some(values.iter().map(|v| Some(v.to_string())).collect())
+    }
+
+    #[test]
+    fn follows_postgres_rules() {
+        assert_eq!(
+            names(
+                "SELECT 1 + 1, upper('x'), '5'::bigint, CAST(1.7 AS int), CASE WHEN true THEN 1 END"
+            ),
+            some(&["?column?", "upper", "int8", "int4", "case"])
+        );
+        assert_eq!(
+            names("SELECT count(*), extract(year FROM d), trim(' x '), date '2024-01-01' FROM t"),
+            some(&["count", "extract", "btrim", "date"])
+        );
+        assert_eq!(
+            names("SELECT a, t.b, c AS d, a::text FROM t"),
+            Some(vec![None, None, None, Some("a".into())])
+        );
+    }
+
+    #[test]
+    fn leaves_wildcards_and_non_queries_alone() {
+        assert_eq!(names("SELECT *, 1 FROM t"), None);
+        assert_eq!(names("INSERT INTO t VALUES (1)"), None);
+    }
+
+    #[test]
+    fn set_operations_take_the_left_names() {
+        assert_eq!(names("SELECT 1 UNION SELECT 2 AS x"), some(&["?column?"]));
+    }
+}
