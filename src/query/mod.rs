@@ -34,7 +34,8 @@ pub fn new_context() -> Result<SessionContext> {
         .with_default_catalog_and_schema(DATABASE_NAME, DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true)
-        .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
     let ctx = SessionContext::new_with_config(config);
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
         .map_err(|e| *e)?;
