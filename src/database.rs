@@ -203,12 +203,43 @@ impl Database {
     /// Plans a statement DataFusion understands (queries and DML), with `$n`
     /// placeholders left in: the extended protocol learns parameter and
     /// result types from this plan.
-    pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan> {
-        Ok(self
-            .ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+    /// `schema` is where unqualified names resolve (the session's search_path).
+    pub async fn plan(&self, statement: &Statement, schema: &str) -> Result<LogicalPlan> {
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().catalog.default_schema = schema.to_string();
+        let mut statement = statement.clone();
+        crate::sql::dedupe_projection(&mut statement);
+        crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
+        Ok(state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?)
+    }
+
+    fn column_defaults(
+        &self,
+        name: &ObjectName,
+        schema: &str,
+    ) -> Option<crate::sql::ColumnDefaults> {
+        let (schema, table) = self.resolve_name(name, schema).ok()?;
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        let def = catalog.table(&schema, &table)?;
+        Some(
+            def.columns
+                .iter()
+                .map(|c| (c.name.clone(), c.default.clone()))
+                .collect(),
+        )
+    }
+
+    /// The first schema of a search path that exists (`"$user"` never does:
+    /// there are no per-user schemas), or `public`.
+    pub fn search_path_schema(&self, search_path: &str) -> String {
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        search_path
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .find(|s| catalog.has_schema(s))
+            .unwrap_or_else(|| DEFAULT_SCHEMA.to_string())
     }
 
     /// Whether DataFusion plans this statement (see `plan`).
@@ -224,13 +255,24 @@ impl Database {
         )
     }
 
-    pub async fn execute(&self, statement: &Statement) -> Result<Outcome> {
+    pub async fn execute(&self, statement: &Statement, schema: &str) -> Result<Outcome> {
+        if let Statement::Truncate(truncate) = statement
+            && truncate.table_names.len() > 1
+        {
+            // One table at a time: DataFusion plans TRUNCATE of one table.
+            for target in &truncate.table_names {
+                let mut single = truncate.clone();
+                single.table_names = vec![target.clone()];
+                Box::pin(self.execute(&Statement::Truncate(single), schema)).await?;
+            }
+            return Ok(Outcome::command(DmlKind::Truncate.tag()));
+        }
         if Self::is_planned(statement) {
-            let plan = self.plan(statement).await?;
+            let plan = self.plan(statement, schema).await?;
             return self.execute_plan(plan).await;
         }
         match statement {
-            Statement::CreateTable(create) => self.create_table(create).await,
+            Statement::CreateTable(create) => self.create_table(create, schema).await,
             Statement::CreateSchema {
                 schema_name,
                 if_not_exists,
@@ -241,13 +283,13 @@ impl Database {
                 if_exists,
                 names,
                 ..
-            } => self.drop_tables(names, *if_exists).await,
+            } => self.drop_tables(names, *if_exists, schema).await,
             Statement::CreateView(view) if view.materialized => Err(Error::NotSupported(
                 "CREATE MATERIALIZED VIEW is not supported yet: incremental materialized views \
                  arrive with the streaming engine"
                     .into(),
             )),
-            Statement::ShowTables { show_options, .. } => self.show_tables(show_options),
+            Statement::ShowTables { show_options, .. } => self.show_tables(show_options, schema),
             Statement::ShowColumns { show_options, .. } => {
                 let Some(ShowStatementIn {
                     parent_name: Some(name),
@@ -259,9 +301,9 @@ impl Database {
                         position: None,
                     });
                 };
-                self.show_columns(name)
+                self.show_columns(name, schema)
             }
-            Statement::ExplainTable { table_name, .. } => self.show_columns(table_name),
+            Statement::ExplainTable { table_name, .. } => self.show_columns(table_name, schema),
             other => Err(Error::NotSupported(format!(
                 "{} is not supported",
                 crate::sql::statement_kind(other)
@@ -280,21 +322,17 @@ impl Database {
         Ok(Outcome::Rows { schema, batches })
     }
 
-    fn live_table(&self, table: &TableReference) -> Result<Arc<LiveTable>> {
-        let schema = table.schema().unwrap_or(DEFAULT_SCHEMA);
-        let id = self
-            .catalog
-            .read()
-            .expect("catalog lock poisoned")
-            .table(schema, table.table())
-            .map(|def| def.id)
-            .ok_or_else(|| Error::UndefinedTable(table.table().to_string()))?;
+    /// The live table whose contents a planned scan reads. Matching by the
+    /// data, not the name, finds the table the plan resolved, whatever the
+    /// search path, and fails if it was dropped since.
+    fn live_table(&self, target: &StoredTable, name: &TableReference) -> Result<Arc<LiveTable>> {
         self.tables
             .read()
             .expect("tables lock poisoned")
-            .get(&id)
+            .values()
+            .find(|live| Arc::ptr_eq(&live.data, target.data()))
             .cloned()
-            .ok_or_else(|| Error::UndefinedTable(table.table().to_string()))
+            .ok_or_else(|| Error::UndefinedTable(name.table().to_string()))
     }
 
     async fn execute_dml(&self, statement: &DmlStatement) -> Result<Outcome> {
@@ -304,10 +342,7 @@ impl Database {
             target,
             input,
         } = dml::prepare(statement)?;
-        let live = self.live_table(&table)?;
-        if !Arc::ptr_eq(target.data(), &live.data) {
-            return Err(Error::UndefinedTable(table.table().to_string()));
-        }
+        let live = self.live_table(&target, &table)?;
         let guard = live.writer.clone().lock_owned().await;
         let batches = self
             .ctx
@@ -362,7 +397,7 @@ impl Database {
             None => RecordBatch::new_empty(user_schema.clone()),
             Some(first) => concat_batches(&first.schema(), &aligned)?,
         };
-        validate_rows(def, &rows)?;
+        let rows = crate::catalog::check_rows(def, &rows)?;
         let (stored, first_seq, entries) = {
             let mut data = live.data.write().expect("table lock poisoned");
             let first_id = data.reserve_rowids(rows.num_rows());
@@ -424,8 +459,8 @@ impl Database {
         Ok(Outcome::command("CREATE SCHEMA"))
     }
 
-    async fn create_table(&self, create: &CreateTable) -> Result<Outcome> {
-        let (schema, name) = self.resolve_name(&create.name)?;
+    async fn create_table(&self, create: &CreateTable, search_schema: &str) -> Result<Outcome> {
+        let (schema, name) = self.resolve_name(&create.name, search_schema)?;
         if create.query.is_some() && !create.columns.is_empty() {
             return Err(Error::NotSupported(
                 "CREATE TABLE AS with a column list is not supported".into(),
@@ -433,7 +468,9 @@ impl Database {
         }
         let rows = match &create.query {
             Some(query) => {
-                let plan = self.plan(&Statement::Query(query.clone())).await?;
+                let plan = self
+                    .plan(&Statement::Query(query.clone()), search_schema)
+                    .await?;
                 match self.execute_plan(plan).await? {
                     Outcome::Rows { schema, batches } => Some((schema, batches)),
                     Outcome::Command { .. } => None,
@@ -479,10 +516,13 @@ impl Database {
         self.register_table(def.clone(), data)?;
         self.store.flush().await?;
         if let Some((_, batches)) = rows {
-            let live = self.live_table(&TableReference::partial(
-                def.schema.clone(),
-                def.name.clone(),
-            ))?;
+            let live = self
+                .tables
+                .read()
+                .expect("tables lock poisoned")
+                .get(&def.id)
+                .cloned()
+                .ok_or_else(|| Error::Internal("a created table is not live".into()))?;
             let guard = live.writer.clone().lock_owned().await;
             let count = batches.iter().map(RecordBatch::num_rows).sum();
             self.commit(live, guard, Vec::new(), batches).await?;
@@ -494,14 +534,22 @@ impl Database {
         Ok(Outcome::command("CREATE TABLE"))
     }
 
-    async fn drop_tables(&self, names: &[ObjectName], if_exists: bool) -> Result<Outcome> {
+    async fn drop_tables(
+        &self,
+        names: &[ObjectName],
+        if_exists: bool,
+        search_schema: &str,
+    ) -> Result<Outcome> {
         let _ddl = self.ddl.lock().await;
         for name in names {
-            let (schema, table) = self.resolve_name(name)?;
+            let (schema, table) = self.resolve_name(name, search_schema)?;
             let def = {
                 let mut catalog = self.catalog.write().expect("catalog lock poisoned");
-                if catalog.table(&schema, &table).is_none() && if_exists {
-                    continue;
+                if catalog.table(&schema, &table).is_none() {
+                    if if_exists {
+                        continue;
+                    }
+                    return Err(Error::DropMissingTable(table));
                 }
                 catalog.drop_table(&schema, &table)?
             };
@@ -517,11 +565,11 @@ impl Database {
     }
 
     /// `[schema.]name` with the default schema filled in, checked to exist.
-    fn resolve_name(&self, name: &ObjectName) -> Result<(String, String)> {
+    fn resolve_name(&self, name: &ObjectName, search_schema: &str) -> Result<(String, String)> {
         let mut parts = object_name_parts(name)?;
         let table = parts.pop().unwrap_or_default();
         let schema = match parts.len() {
-            0 => DEFAULT_SCHEMA.to_string(),
+            0 => search_schema.to_string(),
             1 => parts.remove(0),
             2 if parts[0] == query::DATABASE_NAME => parts.remove(1),
             _ => {
@@ -541,13 +589,13 @@ impl Database {
         Ok((schema, table))
     }
 
-    fn show_tables(&self, options: &ShowStatementOptions) -> Result<Outcome> {
+    fn show_tables(&self, options: &ShowStatementOptions, search_schema: &str) -> Result<Outcome> {
         let schema = match &options.show_in {
             Some(ShowStatementIn {
                 parent_name: Some(name),
                 ..
             }) => object_name_parts(name)?.pop().unwrap_or_default(),
-            _ => DEFAULT_SCHEMA.to_string(),
+            _ => search_schema.to_string(),
         };
         let catalog = self.catalog.read().expect("catalog lock poisoned");
         if !catalog.has_schema(&schema) {
@@ -562,8 +610,8 @@ impl Database {
         })
     }
 
-    fn show_columns(&self, name: &ObjectName) -> Result<Outcome> {
-        let (schema, table) = self.resolve_name(name)?;
+    fn show_columns(&self, name: &ObjectName, search_schema: &str) -> Result<Outcome> {
+        let (schema, table) = self.resolve_name(name, search_schema)?;
         let def = self
             .catalog
             .read()
@@ -728,7 +776,7 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef, def: &TableDef) -> Result<Re
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    // Nullability is checked by `validate_rows` with PostgreSQL's message;
+    // Nullability is checked by `check_rows` with PostgreSQL's message;
     // build against a nullable copy so Arrow does not reject it first.
     let nullable = Arc::new(Schema::new(
         schema
@@ -738,43 +786,6 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef, def: &TableDef) -> Result<Re
             .collect::<Vec<_>>(),
     ));
     Ok(RecordBatch::try_new(nullable, columns)?)
-}
-
-/// The checks PostgreSQL makes on every stored row.
-fn validate_rows(def: &TableDef, rows: &RecordBatch) -> Result<()> {
-    for (column, array) in def.columns.iter().zip(rows.columns()) {
-        if column.not_null && array.null_count() > 0 {
-            return Err(Error::NotNullViolation {
-                table: def.name.clone(),
-                column: column.name.clone(),
-            });
-        }
-        if let Some(max) = column.ty.max_chars()
-            && let Some(strings) = array.as_any().downcast_ref::<StringArray>()
-            && strings
-                .iter()
-                .flatten()
-                .any(|s| s.chars().count() > max as usize)
-        {
-            return Err(Error::Data {
-                code: "22001",
-                message: format!("value too long for type {}", column.ty.pg_name()),
-            });
-        }
-        if column.ty.is_json()
-            && let Some(strings) = array.as_any().downcast_ref::<StringArray>()
-        {
-            for text in strings.iter().flatten() {
-                if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                    return Err(Error::Data {
-                        code: "22P02",
-                        message: format!("invalid input syntax for type json: {e}"),
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 fn rowids_of(batches: &[RecordBatch], column: usize) -> Result<Vec<u64>> {

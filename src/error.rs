@@ -23,6 +23,10 @@ pub enum Error {
     #[error("relation \"{0}\" does not exist")]
     UndefinedTable(String),
 
+    /// DROP TABLE of a missing table: PostgreSQL words it differently.
+    #[error("table \"{0}\" does not exist")]
+    DropMissingTable(String),
+
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
 

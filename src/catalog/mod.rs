@@ -5,8 +5,10 @@
 //! the store before the DDL statement returns, so a definition a client saw
 //! created survives any crash.
 
+mod check;
 mod types;
 
+pub use check::check_rows;
 pub use types::{ColumnType, PG_TYPE_KEY};
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -36,10 +37,11 @@ pub fn new_context() -> Result<SessionContext> {
         .with_information_schema(true)
         .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
         .set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
-    let ctx = SessionContext::new_with_config(config);
+    let mut ctx = SessionContext::new_with_config(config);
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
         .map_err(|e| *e)?;
     ctx.add_analyzer_rule(Arc::new(pg_compat::PostgresCasts));
+    ctx.register_expr_planner(Arc::new(pg_compat::IntervalArithmetic))?;
     let version = format!("PostgreSQL {} on Freshet", server_version());
     ctx.register_udf(create_udf(
         "version",

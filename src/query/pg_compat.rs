@@ -5,20 +5,37 @@
 //!   bytes, `'a\\b'` escapes a backslash), not the string's UTF-8 bytes.
 //! - A float or numeric cast to an integer rounds (`1.7::int` is 2), where
 //!   Arrow truncates.
+//! - Float division by zero is an error (22012), not `Infinity`.
+//! - An interval times or divided by a number is an interval
+//!   (`interval '1 day' * 1.5` is `1 day 12:00:00`).
 //!
-//! It runs after DataFusion's type coercion, so it also sees the casts that
-//! coercion adds (an `INSERT` of a string literal into a bytea column).
+//! The rule runs after DataFusion's type coercion, so it also sees the casts
+//! that coercion adds (an `INSERT` of a string literal into a bytea column).
+//! Interval arithmetic needs an expression planner instead (see
+//! `IntervalArithmetic`).
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{ArrayRef, AsArray, Datum, IntervalMonthDayNanoArray};
+use datafusion::arrow::compute::kernels::numeric::{div, rem};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{
+    Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+};
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::expr::BinaryExpr;
 use datafusion::logical_expr::expr::Cast;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, Volatility, create_udf,
+};
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+use std::sync::LazyLock;
 
 #[derive(Debug, Default)]
 pub struct PostgresCasts;
@@ -60,6 +77,73 @@ fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
 }
 
 fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    rewrite_arithmetic(expr, schema)
+}
+
+/// Plans `interval * number`, `number * interval` and `interval / number`,
+/// which DataFusion's planner rejects. An expression planner, not part of the
+/// analyzer rule: the planner computes result types while it builds the
+/// plan, before any analyzer rule runs.
+#[derive(Debug, Default)]
+pub struct IntervalArithmetic;
+
+impl ExprPlanner for IntervalArithmetic {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let (Ok(l), Ok(r)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        let number = |t: &DataType| t.is_numeric();
+        let (interval, factor, divide) = match (&expr.op, &l, &r) {
+            (BinaryOperator::Multiply, DataType::Interval(_), f) if number(f) => {
+                (&expr.left, &expr.right, false)
+            }
+            (BinaryOperator::Multiply, f, DataType::Interval(_)) if number(f) => {
+                (&expr.right, &expr.left, false)
+            }
+            (BinaryOperator::Divide, DataType::Interval(_), f) if number(f) => {
+                (&expr.left, &expr.right, true)
+            }
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        let interval_type = DataType::Interval(IntervalUnit::MonthDayNano);
+        let udf = if divide {
+            &INTERVAL_DIVIDE
+        } else {
+            &INTERVAL_MULTIPLY
+        };
+        Ok(PlannerResult::Planned(udf.call(vec![
+            interval.clone().cast_to(&interval_type, schema)?,
+            factor.clone().cast_to(&DataType::Float64, schema)?,
+        ])))
+    }
+}
+
+fn rewrite_arithmetic(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr
+        && matches!(op, Operator::Divide | Operator::Modulo)
+        && let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema))
+        && (l.is_floating() || r.is_floating())
+    {
+        let udf = if *op == Operator::Divide {
+            &FLOAT_DIVIDE
+        } else {
+            &FLOAT_MODULO
+        };
+        let call = udf.call(vec![
+            left.as_ref().clone().cast_to(&DataType::Float64, schema)?,
+            right.as_ref().clone().cast_to(&DataType::Float64, schema)?,
+        ]);
+        let result_type = if l == DataType::Float64 || r == DataType::Float64 {
+            DataType::Float64
+        } else {
+            DataType::Float32
+        };
+        return Ok(Transformed::yes(call.cast_to(&result_type, schema)?));
+    }
     let Expr::Cast(Cast { expr: inner, field }) = &expr else {
         return Ok(Transformed::no(expr));
     };
@@ -86,6 +170,83 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         })));
     }
     Ok(Transformed::no(expr))
+}
+
+static FLOAT_DIVIDE: LazyLock<ScalarUDF> = LazyLock::new(|| float_op("freshet_float_divide", div));
+static FLOAT_MODULO: LazyLock<ScalarUDF> = LazyLock::new(|| float_op("freshet_float_modulo", rem));
+
+/// `a / b` (or `%`) on float8 that fails on a zero divisor, as PostgreSQL does.
+fn float_op(
+    name: &str,
+    op: fn(&dyn Datum, &dyn Datum) -> std::result::Result<ArrayRef, ArrowError>,
+) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Float64, DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let divisor = arrays[1].as_primitive::<Float64Type>();
+            if divisor.iter().flatten().any(|d| d == 0.0) {
+                return Err(DataFusionError::ArrowError(
+                    Box::new(ArrowError::DivideByZero),
+                    None,
+                ));
+            }
+            Ok(ColumnarValue::Array(op(&arrays[0], &arrays[1])?))
+        }),
+    )
+}
+
+static INTERVAL_MULTIPLY: LazyLock<ScalarUDF> =
+    LazyLock::new(|| interval_op("freshet_interval_multiply", false));
+static INTERVAL_DIVIDE: LazyLock<ScalarUDF> =
+    LazyLock::new(|| interval_op("freshet_interval_divide", true));
+
+/// PostgreSQL's `interval * float8`: fractions of months spill into days (30
+/// to a month) and fractions of days into time (24 hours to a day).
+pub fn scale_interval(value: IntervalMonthDayNano, factor: f64) -> IntervalMonthDayNano {
+    let months = value.months as f64 * factor;
+    let whole_months = months.trunc();
+    let days = value.days as f64 * factor + (months - whole_months) * 30.0;
+    let whole_days = days.trunc();
+    let micros = (value.nanoseconds / 1_000) as f64 * factor + (days - whole_days) * 86_400e6;
+    IntervalMonthDayNano::new(
+        whole_months as i32,
+        whole_days as i32,
+        micros.round() as i64 * 1_000,
+    )
+}
+
+fn interval_op(name: &str, divide: bool) -> ScalarUDF {
+    let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+    create_udf(
+        name,
+        vec![interval.clone(), DataType::Float64],
+        interval,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let values = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
+            let factors = arrays[1].as_primitive::<Float64Type>();
+            if divide && factors.iter().flatten().any(|f| f == 0.0) {
+                return Err(DataFusionError::ArrowError(
+                    Box::new(ArrowError::DivideByZero),
+                    None,
+                ));
+            }
+            let result: IntervalMonthDayNanoArray = values
+                .iter()
+                .zip(factors.iter())
+                .map(|(v, f)| match (v, f) {
+                    (Some(v), Some(f)) => Some(scale_interval(v, if divide { 1.0 / f } else { f })),
+                    _ => None,
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(result)))
+        }),
+    )
 }
 
 fn string_value(value: &ScalarValue) -> Option<Option<&str>> {
@@ -144,6 +305,20 @@ pub fn bytea_input(text: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_scale_like_postgres() {
+        let day_two_hours = IntervalMonthDayNano::new(0, 1, 7_200_000_000_000);
+        assert_eq!(
+            scale_interval(day_two_hours, 2.0),
+            IntervalMonthDayNano::new(0, 2, 14_400_000_000_000)
+        );
+        // 1.5 months = 1 month 15 days; 1.5 days = 1 day 12 hours.
+        assert_eq!(
+            scale_interval(IntervalMonthDayNano::new(1, 1, 0), 1.5),
+            IntervalMonthDayNano::new(1, 16, 43_200_000_000_000)
+        );
+    }
 
     #[test]
     fn bytea_input_formats() {

@@ -36,7 +36,7 @@ fn classify(error: &Error) -> (&'static str, String) {
     let message = error.to_string();
     let code = match error {
         Error::Syntax { .. } => "42601",
-        Error::UndefinedTable(_) => "42P01",
+        Error::UndefinedTable(_) | Error::DropMissingTable(_) => "42P01",
         Error::UndefinedSchema(_) => "3F000",
         Error::UndefinedColumn(_) => "42703",
         Error::DuplicateTable(_) => "42P07",
@@ -103,6 +103,22 @@ fn classify_plan(message: &str) -> (&'static str, String) {
     if message.starts_with("Invalid function") || message.contains("No function matches") {
         return ("42883", message.to_string());
     }
+    if message.contains("must appear in the GROUP BY clause")
+        || message.contains("must be in GROUP BY or an aggregate function")
+    {
+        return ("42803", message.to_string());
+    }
+    if message.contains("Cannot coerce arithmetic expression")
+        || message.contains("Cannot infer common argument type for comparison")
+    {
+        return ("42883", format!("operator does not exist: {message}"));
+    }
+    if message.contains("Inconsistent data length across values list") {
+        return (
+            "42601",
+            format!("VALUES lists must all be the same length: {message}"),
+        );
+    }
     if message.contains("Cannot infer common")
         || message.contains("Cannot coerce")
         || message.contains("cannot be cast")
@@ -145,6 +161,12 @@ fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
 /// Recognises data errors by Arrow's wording, which reaches us as text
 /// through several error layers.
 fn classify_message(message: &str) -> Option<(&'static str, String)> {
+    if message.contains("Scalar subquery returned more than one row") {
+        return Some((
+            "21000",
+            "more than one row returned by a subquery used as an expression".to_string(),
+        ));
+    }
     if message.contains("Divide by zero") || message.contains("division by zero") {
         return Some(("22012", "division by zero".to_string()));
     }
@@ -161,8 +183,16 @@ fn classify_message(message: &str) -> Option<(&'static str, String)> {
     if let Some(rest) = message.split("Cannot cast string '").nth(1) {
         let (value, target) = rest.split_once("' to value of ")?;
         let target = target.trim_end_matches(" type").trim();
+        if is_datetime(target) && shaped_like_date(value) {
+            return Some(out_of_range_date(value));
+        }
+        let code = if is_datetime(target) {
+            "22007"
+        } else {
+            "22P02"
+        };
         return Some((
-            "22P02",
+            code,
             format!(
                 "invalid input syntax for type {}: \"{value}\"",
                 pg_type_name(target)
@@ -176,6 +206,25 @@ fn classify_message(message: &str) -> Option<(&'static str, String)> {
     {
         return Some(("22003", format!("value out of range: {message}")));
     }
+    let lower = message.to_lowercase();
+    if [
+        "type date",
+        "type time",
+        "type timestamp",
+        "type interval",
+        "parsing timestamp",
+    ]
+    .iter()
+    .any(|t| lower.contains(t))
+    {
+        // A value shaped like a date whose fields are impossible (February
+        // 30th) is out of range (22008); anything else is bad syntax (22007).
+        let quoted = message.rsplit('"').nth(1).unwrap_or_default();
+        if shaped_like_date(quoted) {
+            return Some(out_of_range_date(quoted));
+        }
+        return Some(("22007", message.to_string()));
+    }
     if message.contains("Error parsing timestamp")
         || message.contains("Cannot cast string")
         || message.contains("Error parsing")
@@ -185,6 +234,30 @@ fn classify_message(message: &str) -> Option<(&'static str, String)> {
         return Some(("22P02", format!("invalid input syntax: {message}")));
     }
     None
+}
+
+fn shaped_like_date(text: &str) -> bool {
+    text.len() >= 10
+        && text.as_bytes()[..10].iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
+
+fn out_of_range_date(value: &str) -> (&'static str, String) {
+    (
+        "22008",
+        format!("date/time field value out of range: \"{value}\""),
+    )
+}
+
+fn is_datetime(arrow: &str) -> bool {
+    ["Date", "Time", "Interval"]
+        .iter()
+        .any(|p| arrow.starts_with(p))
 }
 
 fn pg_type_name(arrow: &str) -> &str {
@@ -199,6 +272,8 @@ fn pg_type_name(arrow: &str) -> &str {
         "Utf8" => "text",
         t if t.starts_with("Decimal") => "numeric",
         t if t.starts_with("Timestamp") => "timestamp",
+        t if t.starts_with("Time") => "time",
+        t if t.starts_with("Interval") => "interval",
         other => other,
     }
 }

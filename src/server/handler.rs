@@ -48,6 +48,12 @@ impl Handler {
         }
     }
 
+    /// The schema unqualified names resolve in, from the session's search_path.
+    fn schema<C: ClientInfo>(&self, client: &C) -> String {
+        self.db
+            .search_path_schema(&session::setting(client, "search_path").unwrap_or_default())
+    }
+
     /// Runs one statement. `plan` is the statement's plan with parameters
     /// bound, when the extended protocol supplied it.
     async fn run<C>(
@@ -77,10 +83,11 @@ impl Handler {
                 }
             };
         }
+        let schema = self.schema(client);
         let work = async {
             match plan {
                 Some(plan) => self.db.execute_plan(plan).await,
-                None => self.db.execute(statement).await,
+                None => self.db.execute(statement, &schema).await,
             }
         };
         let guarded = AssertUnwindSafe(work).catch_unwind();
@@ -247,7 +254,7 @@ pub struct StatementParser {
 }
 
 impl StatementParser {
-    async fn prepare(&self, sql: &str) -> Result<Option<Prepared>> {
+    async fn prepare(&self, sql: &str, schema: &str) -> Result<Option<Prepared>> {
         let mut statements = sql::parse(sql)?;
         if statements.len() > 1 {
             return Err(Error::Syntax {
@@ -259,7 +266,7 @@ impl StatementParser {
             return Ok(None);
         };
         let plan = if Database::is_planned(&statement) {
-            Some(self.db.plan(&statement).await?)
+            Some(self.db.plan(&statement, schema).await?)
         } else {
             None
         };
@@ -325,14 +332,17 @@ impl QueryParser for StatementParser {
 
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
         _types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        self.prepare(sql).await.map_err(|e| user_error(&e))
+        let schema = self
+            .db
+            .search_path_schema(&session::setting(client, "search_path").unwrap_or_default());
+        self.prepare(sql, &schema).await.map_err(|e| user_error(&e))
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -388,7 +398,11 @@ impl ExtendedQueryHandler for Handler {
     {
         let prepared = &portal.statement.statement;
         let plan = match &prepared.plan {
-            Some(_) => Some(self.bind(portal).await.map_err(|e| user_error(&e))?),
+            Some(_) => Some(
+                self.bind(portal, &self.schema(client))
+                    .await
+                    .map_err(|e| user_error(&e))?,
+            ),
             None => None,
         };
         self.run(
@@ -404,8 +418,11 @@ impl ExtendedQueryHandler for Handler {
 
 impl Handler {
     /// Plans the portal's statement afresh and binds its parameters.
-    async fn bind(&self, portal: &Portal<Prepared>) -> Result<LogicalPlan> {
-        let plan = self.db.plan(&portal.statement.statement.statement).await?;
+    async fn bind(&self, portal: &Portal<Prepared>, schema: &str) -> Result<LogicalPlan> {
+        let plan = self
+            .db
+            .plan(&portal.statement.statement.statement, schema)
+            .await?;
         let types = parameter_types(&plan)?;
         let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
         let values = deserialize_parameters(portal, &type_refs).map_err(|e| Error::Data {

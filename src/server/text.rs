@@ -3,19 +3,25 @@
 //! `1e+21`; `Infinity`) and times and timestamps (no `.000000` when the
 //! fraction is zero; `timestamptz` in the session's time zone).
 //!
-//! Only columns sent in text format are rendered here; the encoder still
-//! labels them with their real type OID. Binary columns are untouched.
+//! Intervals are rendered here in both formats: the encoder writes a NULL
+//! interval as zero, so we hand it finished bytes (text, or PostgreSQL's
+//! 16-byte binary form) where NULL stays NULL.
+//!
+//! The encoder still labels rendered columns with their real type OID; other
+//! binary columns are untouched.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, Offset, TimeZone, Timelike};
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, RecordBatch, StringArray, StringBuilder,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Field, Float32Type, Float64Type, Schema, Time64MicrosecondType, TimeUnit,
-    TimestampMicrosecondType,
+    DataType, Field, Float32Type, Float64Type, IntervalMonthDayNanoType, IntervalUnit, Schema,
+    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
@@ -36,15 +42,15 @@ pub fn render(
         .zip(batch.schema().fields())
         .enumerate()
     {
-        let rendered = if format.format_for(i) == FieldFormat::Text {
-            render_column(column, time_zone)?
-        } else {
-            None
+        let rendered = match (format.format_for(i), column.data_type()) {
+            (FieldFormat::Binary, DataType::Interval(_)) => Some(interval_binary(column)?),
+            (FieldFormat::Binary, _) => None,
+            (FieldFormat::Text, _) => render_column(column, time_zone)?,
         };
         match rendered {
             Some(text) => {
                 changed = true;
-                fields.push(Field::new(field.name(), DataType::Utf8, true));
+                fields.push(Field::new(field.name(), text.data_type().clone(), true));
                 columns.push(text);
             }
             None => {
@@ -109,9 +115,76 @@ fn render_column(column: &ArrayRef, time_zone: &str) -> Result<Option<ArrayRef>,
                 })
                 .collect()
         }
+        DataType::Interval(_) => intervals(column)?
+            .iter()
+            .map(|v| v.map(|(months, days, micros)| interval_text(months, days, micros)))
+            .collect(),
         _ => return Ok(None),
     };
     Ok(Some(Arc::new(text)))
+}
+
+/// Interval values as (months, days, microseconds).
+fn intervals(column: &ArrayRef) -> Result<Vec<Option<(i32, i32, i64)>>, ArrowError> {
+    let unified = cast(column, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+    Ok(unified
+        .as_primitive::<IntervalMonthDayNanoType>()
+        .iter()
+        .map(|v| v.map(|v| (v.months, v.days, v.nanoseconds / 1_000)))
+        .collect())
+}
+
+/// PostgreSQL's binary interval: microseconds, days, months, big-endian.
+fn interval_binary(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let values: BinaryArray = intervals(column)?
+        .into_iter()
+        .map(|v| {
+            v.map(|(months, days, micros)| {
+                let mut bytes = Vec::with_capacity(16);
+                bytes.extend_from_slice(&micros.to_be_bytes());
+                bytes.extend_from_slice(&days.to_be_bytes());
+                bytes.extend_from_slice(&months.to_be_bytes());
+                bytes
+            })
+        })
+        .collect();
+    Ok(Arc::new(values))
+}
+
+/// PostgreSQL's default (`postgres`) interval style: `1 year 2 mons -3 days
+/// 04:05:06.5`; each unit carries its own sign; `00:00:00` for zero.
+pub fn interval_text(months: i32, days: i32, micros: i64) -> String {
+    let unit = |n: i64, name: &str| {
+        if n == 1 {
+            format!("{n} {name}")
+        } else {
+            format!("{n} {name}s")
+        }
+    };
+    let mut parts = Vec::new();
+    let (years, months) = (months / 12, months % 12);
+    if years != 0 {
+        parts.push(unit(years as i64, "year"));
+    }
+    if months != 0 {
+        parts.push(unit(months as i64, "mon"));
+    }
+    if days != 0 {
+        parts.push(unit(days as i64, "day"));
+    }
+    if micros != 0 || parts.is_empty() {
+        let sign = if micros < 0 { "-" } else { "" };
+        let total = micros.unsigned_abs();
+        let (seconds, fraction) = (total / 1_000_000, (total % 1_000_000) as u32);
+        parts.push(format!(
+            "{sign}{:02}:{:02}:{:02}{}",
+            seconds / 3600,
+            (seconds % 3600) / 60,
+            seconds % 60,
+            fraction_text(fraction)
+        ));
+    }
+    parts.join(" ")
 }
 
 fn utc() -> Tz {
@@ -258,6 +331,16 @@ mod tests {
             india.as_string::<i32>().value(0),
             "2024-01-02 08:34:05+05:30"
         );
+    }
+
+    #[test]
+    fn intervals_print_like_postgres() {
+        assert_eq!(interval_text(0, 1, 7_200_000_000), "1 day 02:00:00");
+        assert_eq!(interval_text(3, -1, 0), "3 mons -1 days");
+        assert_eq!(interval_text(14, 0, 0), "1 year 2 mons");
+        assert_eq!(interval_text(0, 0, 0), "00:00:00");
+        assert_eq!(interval_text(0, 0, -5_400_500_000), "-01:30:00.5");
+        assert_eq!(interval_text(0, 0, 259_199_000_000), "71:59:59");
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! does: unquoted identifiers fold to lower case, quoted ones keep theirs.
 
 mod names;
+mod rewrite;
 
-pub use names::output_names;
+pub use names::{dedupe_projection, output_names};
+pub use rewrite::{ColumnDefaults, rewrite_dml};
 
 use std::sync::LazyLock;
 
@@ -16,15 +18,54 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_pg_catalog::sql::rules::{self, SqlStatementRewriteRule};
 
 use crate::error::{Error, Result};
 
-static PARSER: LazyLock<PostgresCompatibilityParser> =
+/// For the catalog queries clients send (psql's `\d`, drivers' type
+/// lookups): token-level substitutions plus every rewrite rule.
+static CATALOG_PARSER: LazyLock<PostgresCompatibilityParser> =
     LazyLock::new(PostgresCompatibilityParser::new);
+
+/// For user queries: the rewrites that keep meaning. Deliberately without
+/// `RemoveSubqueryFromProjection`, which turns correlated scalar subqueries in
+/// a select list into NULL: fine for a client's catalog probe, a wrong answer
+/// for a user's query.
+static USER_RULES: LazyLock<Vec<Box<dyn SqlStatementRewriteRule>>> = LazyLock::new(|| {
+    vec![
+        Box::new(rules::AliasDuplicatedProjectionRewrite),
+        Box::new(rules::ResolveUnqualifiedIdentifier),
+        Box::new(rules::RewriteArrayAnyAllOperation),
+        Box::new(rules::PrependUnqualifiedPgTableName),
+        Box::new(rules::StripCallableQualifier),
+        Box::new(rules::FixArrayLiteral),
+        Box::new(rules::CurrentUserVariableToSessionUserFunctionCall),
+        Box::new(rules::StripCollate),
+        Box::new(rules::RewritePgCatalogOperator),
+        Box::new(rules::RewriteRegCastToSubquery::new()),
+        Box::new(rules::FixVersionColumnName),
+    ]
+});
+
+/// Whether a statement reads PostgreSQL's catalogs, the way client tools do.
+fn is_catalog_query(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("pg_") || lower.contains("information_schema")
+}
 
 /// Parses one or more `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    PARSER.parse(sql).map_err(|e| {
+    let parsed = if is_catalog_query(sql) {
+        CATALOG_PARSER.parse(sql)
+    } else {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql).map(|statements| {
+            statements
+                .into_iter()
+                .map(|s| USER_RULES.iter().fold(s, |s, rule| rule.rewrite(s)))
+                .collect()
+        })
+    };
+    parsed.map_err(|e| {
         // The compatibility parser re-tokenizes and loses token locations;
         // plain sqlparser reports the same failure with its line and column.
         let e = Parser::parse_sql(&PostgreSqlDialect {}, sql)

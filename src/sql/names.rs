@@ -7,9 +7,10 @@
 //! the wire names change: the plan keeps DataFusion's (which must be unique).
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, Query, SelectItem, SetExpr, Statement, TrimWhereField,
+    DataType, Expr, Ident, Query, SelectItem, SetExpr, Statement, TrimWhereField,
 };
 
+use super::ident_name;
 use crate::catalog::ColumnType;
 
 const UNNAMED: &str = "?column?";
@@ -46,21 +47,44 @@ fn set_expr_names(body: &SetExpr) -> Option<Vec<Option<String>>> {
     }
 }
 
-/// `None` when DataFusion's own name is PostgreSQL's too (plain columns).
 fn unaliased_name(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
-        other => Some(figure_name(other)),
+    Some(figure_name(expr))
+}
+
+/// Gives unnamed select items unique aliases. PostgreSQL allows equal column
+/// names (`SELECT 1, 1`, `SELECT (SELECT 1), (SELECT 2)`), DataFusion's
+/// planner does not, and its names for expressions are not the SQL text, so
+/// every unnamed expression gets an alias; a plain column keeps its name
+/// unless it repeats. The wire names still come from `output_names` of the
+/// original statement.
+pub fn dedupe_projection(statement: &mut Statement) {
+    let Statement::Query(query) = statement else {
+        return;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(expr) = item {
+            let plain = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+            if !seen.insert(expr.to_string()) || !plain {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::with_quote('"', format!("{UNNAMED}{i}")),
+                };
+            }
+        }
     }
 }
 
 /// PostgreSQL's `FigureColname`, for the expressions sqlparser produces.
 fn figure_name(expr: &Expr) -> String {
     match expr {
-        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::Identifier(ident) => ident_name(ident),
         Expr::CompoundIdentifier(parts) => parts
             .last()
-            .map(|i| i.value.clone())
+            .map(ident_name)
             .unwrap_or_else(|| UNNAMED.into()),
         Expr::Nested(inner) => figure_name(inner),
         Expr::Function(function) => function
@@ -134,8 +158,13 @@ mod tests {
             some(&["count", "extract", "btrim", "date"])
         );
         assert_eq!(
-            names("SELECT a, t.b, c AS d, a::text FROM t"),
-            Some(vec![None, None, None, Some("a".into())])
+            names("SELECT a, t.B, c AS d, a::text FROM t"),
+            Some(vec![
+                Some("a".into()),
+                Some("b".into()),
+                None,
+                Some("a".into())
+            ])
         );
     }
 
@@ -143,6 +172,17 @@ mod tests {
     fn leaves_wildcards_and_non_queries_alone() {
         assert_eq!(names("SELECT *, 1 FROM t"), None);
         assert_eq!(names("INSERT INTO t VALUES (1)"), None);
+    }
+
+    #[test]
+    fn repeated_items_get_unique_aliases() {
+        let mut statement = parse("SELECT 1, 1, a, a FROM t").unwrap().remove(0);
+        dedupe_projection(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT 1 AS \"?column?0\", 1 AS \"?column?1\", a, a AS \"?column?3\" FROM t"
+        );
+        assert_eq!(names("SELECT 1, 1"), some(&["?column?", "?column?"]));
     }
 
     #[test]

@@ -1,0 +1,215 @@
+//! What PostgreSQL checks and normalises on every stored row, applied to the
+//! rows a statement is about to write: NOT NULL, character lengths
+//! (`varchar(n)` cuts trailing spaces that do not fit, rejects other
+//! overflow), JSON validity, and jsonb's canonical form (keys sorted and
+//! deduplicated, one space after `:` and `,`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use serde_json::Value;
+
+use super::{ColumnType, TableDef};
+use crate::error::{Error, Result};
+
+/// Returns the rows as they will be stored, or the first violation.
+pub fn check_rows(def: &TableDef, rows: &RecordBatch) -> Result<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(rows.num_columns());
+    for (column, array) in def.columns.iter().zip(rows.columns()) {
+        if column.not_null && array.null_count() > 0 {
+            return Err(Error::NotNullViolation {
+                table: def.name.clone(),
+                column: column.name.clone(),
+            });
+        }
+        let Some(strings) = array.as_any().downcast_ref::<StringArray>() else {
+            columns.push(array.clone());
+            continue;
+        };
+        let fixed: Option<StringArray> = match &column.ty {
+            ColumnType::Varchar(Some(max)) | ColumnType::Char(max) => {
+                fit_length(strings, *max as usize, &column.ty)?
+            }
+            ColumnType::Json => {
+                for text in strings.iter().flatten() {
+                    parse_json(text)?;
+                }
+                None
+            }
+            ColumnType::Jsonb => Some(
+                strings
+                    .iter()
+                    .map(|v| {
+                        v.map(|text| parse_json(text).map(|j| jsonb_text(&j)))
+                            .transpose()
+                    })
+                    .collect::<Result<StringArray>>()?,
+            ),
+            _ => None,
+        };
+        columns.push(match fixed {
+            Some(fixed) => Arc::new(fixed),
+            None => array.clone(),
+        });
+    }
+    Ok(RecordBatch::try_new(rows.schema(), columns)?)
+}
+
+fn fit_length(strings: &StringArray, max: usize, ty: &ColumnType) -> Result<Option<StringArray>> {
+    if strings.iter().flatten().all(|s| s.chars().count() <= max) {
+        return Ok(None);
+    }
+    let fitted = strings
+        .iter()
+        .map(|value| {
+            value
+                .map(|s| {
+                    if s.chars().count() <= max {
+                        return Ok(s.to_string());
+                    }
+                    let kept: String = s.chars().take(max).collect();
+                    let rest = &s[kept.len()..];
+                    if rest.chars().all(|c| c == ' ') {
+                        Ok(kept)
+                    } else {
+                        Err(Error::Data {
+                            code: "22001",
+                            message: format!("value too long for type {}", ty.pg_name()),
+                        })
+                    }
+                })
+                .transpose()
+        })
+        .collect::<Result<StringArray>>()?;
+    Ok(Some(fitted))
+}
+
+fn parse_json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::Data {
+        code: "22P02",
+        message: format!("invalid input syntax for type json: {e}"),
+    })
+}
+
+/// jsonb's output form. Object keys come out shortest first, then bytewise,
+/// as PostgreSQL stores them; a repeated key keeps its last value.
+pub fn jsonb_text(value: &Value) -> String {
+    let mut out = String::new();
+    write_jsonb(value, &mut out);
+    out
+}
+
+fn write_jsonb(value: &Value, out: &mut String) {
+    match value {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_jsonb(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push_str(": ");
+                write_jsonb(item, out);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::Schema;
+
+    use super::*;
+    use crate::catalog::{ColumnDef, TableId};
+
+    fn table(ty: ColumnType, not_null: bool) -> TableDef {
+        TableDef {
+            id: TableId(1),
+            schema: "public".into(),
+            name: "t".into(),
+            columns: vec![ColumnDef {
+                name: "c".into(),
+                ty,
+                not_null,
+                default: None,
+            }],
+            primary_key: vec![],
+        }
+    }
+
+    fn rows(def: &TableDef, values: Vec<Option<&str>>) -> RecordBatch {
+        let schema: Schema = def.arrow_schema();
+        let nullable = Schema::new(vec![schema.field(0).clone().with_nullable(true)]);
+        RecordBatch::try_new(
+            Arc::new(nullable),
+            vec![Arc::new(StringArray::from(values))],
+        )
+        .unwrap()
+    }
+
+    fn texts(batch: &RecordBatch) -> Vec<Option<String>> {
+        let column = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        column.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn jsonb_is_canonical() {
+        let def = table(ColumnType::Jsonb, false);
+        let out = check_rows(
+            &def,
+            &rows(
+                &def,
+                vec![Some(r#"{"x":true, "a":[1,{"b":null}], "x": 2}"#), None],
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            texts(&out),
+            vec![Some(r#"{"a": [1, {"b": null}], "x": 2}"#.into()), None]
+        );
+        assert!(matches!(
+            check_rows(&def, &rows(&def, vec![Some("{nope")])),
+            Err(Error::Data { code: "22P02", .. })
+        ));
+    }
+
+    #[test]
+    fn varchar_cuts_trailing_spaces_only() {
+        let def = table(ColumnType::Varchar(Some(5)), false);
+        let out = check_rows(&def, &rows(&def, vec![Some("abc      "), Some("ok")])).unwrap();
+        assert_eq!(texts(&out), vec![Some("abc  ".into()), Some("ok".into())]);
+        assert!(matches!(
+            check_rows(&def, &rows(&def, vec![Some("abcdef")])),
+            Err(Error::Data { code: "22001", .. })
+        ));
+    }
+
+    #[test]
+    fn not_null_names_the_column() {
+        let def = table(ColumnType::Text, true);
+        let Err(Error::NotNullViolation { table, column }) =
+            check_rows(&def, &rows(&def, vec![None]))
+        else {
+            panic!("expected a not-null violation");
+        };
+        assert_eq!((table.as_str(), column.as_str()), ("t", "c"));
+    }
+}
