@@ -64,6 +64,12 @@ pub enum Error {
     #[error("{0}")]
     UndefinedObject(String),
 
+    #[error("prepared statement \"{0}\" does not exist")]
+    UndefinedPrepared(String),
+
+    #[error("prepared statement \"{0}\" already exists")]
+    DuplicatePrepared(String),
+
     /// Valid SQL that Freshet does not do (yet). The message names the feature.
     #[error("{0}")]
     NotSupported(String),

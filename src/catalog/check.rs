@@ -1,8 +1,8 @@
 //! What PostgreSQL checks and normalises on every stored row, applied to the
 //! rows a statement is about to write: NOT NULL, character lengths
-//! (`varchar(n)` cuts trailing spaces that do not fit, rejects other
-//! overflow), JSON validity, and jsonb's canonical form (keys sorted and
-//! deduplicated, one space after `:` and `,`).
+//! (`varchar(n)` and `char(n)` cut trailing spaces that do not fit and
+//! reject other overflow; `char(n)` pads to n), JSON validity, and jsonb's
+//! canonical form (keys sorted and deduplicated, one space after `:` and `,`).
 
 use std::sync::Arc;
 
@@ -27,8 +27,10 @@ pub fn check_rows(def: &TableDef, rows: &RecordBatch) -> Result<RecordBatch> {
             continue;
         };
         let fixed: Option<StringArray> = match &column.ty {
-            ColumnType::Varchar(Some(max)) | ColumnType::Char(max) => {
-                fit_length(strings, *max as usize, &column.ty)?
+            ColumnType::Varchar(Some(max)) => fit_length(strings, *max as usize, &column.ty)?,
+            ColumnType::Char(width) => {
+                let fitted = fit_length(strings, *width as usize, &column.ty)?;
+                Some(pad(fitted.as_ref().unwrap_or(strings), *width as usize))
             }
             ColumnType::Json => {
                 for text in strings.iter().flatten() {
@@ -82,6 +84,14 @@ fn fit_length(strings: &StringArray, max: usize, ty: &ColumnType) -> Result<Opti
         })
         .collect::<Result<StringArray>>()?;
     Ok(Some(fitted))
+}
+
+/// `character(n)` stores values blank-padded to n characters.
+fn pad(strings: &StringArray, width: usize) -> StringArray {
+    strings
+        .iter()
+        .map(|v| v.map(|s| format!("{s:<width$}")))
+        .collect()
 }
 
 fn parse_json(text: &str) -> Result<Value> {
@@ -200,6 +210,13 @@ mod tests {
             check_rows(&def, &rows(&def, vec![Some("abcdef")])),
             Err(Error::Data { code: "22001", .. })
         ));
+    }
+
+    #[test]
+    fn char_pads_to_its_width() {
+        let def = table(ColumnType::Char(3), false);
+        let out = check_rows(&def, &rows(&def, vec![Some("ab"), Some("abc   ")])).unwrap();
+        assert_eq!(texts(&out), vec![Some("ab ".into()), Some("abc".into())]);
     }
 
     #[test]

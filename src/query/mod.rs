@@ -3,6 +3,7 @@
 
 pub mod dml;
 mod pg_compat;
+mod pg_numeric;
 mod provider;
 
 pub use provider::StoredTable;
@@ -13,7 +14,7 @@ use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 
@@ -40,6 +41,9 @@ pub fn new_context() -> Result<SessionContext> {
     let mut ctx = SessionContext::new_with_config(config);
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
         .map_err(|e| *e)?;
+    ctx.register_udaf(AggregateUDF::from(pg_numeric::Avg::default()));
+    ctx.register_udf(pg_compat::JUSTIFY_HOURS.clone());
+    ctx.register_udf(ScalarUDF::from(pg_compat::OctetLength::default()));
     ctx.add_analyzer_rule(Arc::new(pg_compat::PostgresCasts));
     ctx.register_expr_planner(Arc::new(pg_compat::IntervalArithmetic))?;
     let version = format!("PostgreSQL {} on Freshet", server_version());

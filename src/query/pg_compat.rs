@@ -6,6 +6,9 @@
 //! - A float or numeric cast to an integer rounds (`1.7::int` is 2), where
 //!   Arrow truncates.
 //! - Float division by zero is an error (22012), not `Infinity`.
+//! - Numeric division keeps 16 decimals (`pg_numeric`).
+//! - `to_char` takes PostgreSQL's template patterns (`YYYY-MM-DD HH24:MI`).
+//! - `octet_length` takes bytea too (`OctetLength`).
 //! - An interval times or divided by a number is an interval
 //!   (`interval '1 day' * 1.5` is `1 day 12:00:00`).
 //!
@@ -16,22 +19,23 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Datum, IntervalMonthDayNanoArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, Datum, Int32Array, IntervalMonthDayNanoArray};
 use datafusion::arrow::compute::kernels::numeric::{div, rem};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{
-    Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+    Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
-use datafusion::logical_expr::expr::BinaryExpr;
 use datafusion::logical_expr::expr::Cast;
+use datafusion::logical_expr::expr::{BinaryExpr, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, Volatility, create_udf,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility, create_udf,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
@@ -77,13 +81,85 @@ fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
 }
 
 fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    if let Expr::ScalarFunction(function) = &expr {
+        return rewrite_function(function, schema).map(|new| match new {
+            Some(new) => Transformed::yes(new),
+            None => Transformed::no(expr),
+        });
+    }
     rewrite_arithmetic(expr, schema)
 }
 
-/// Plans `interval * number`, `number * interval` and `interval / number`,
-/// which DataFusion's planner rejects. An expression planner, not part of the
-/// analyzer rule: the planner computes result types while it builds the
-/// plan, before any analyzer rule runs.
+/// Function calls whose PostgreSQL meaning differs from DataFusion's.
+fn rewrite_function(function: &ScalarFunction, schema: &DFSchema) -> Result<Option<Expr>> {
+    let args = &function.args;
+    let arg_type = |i: usize| args.get(i).and_then(|a| a.get_type(schema).ok());
+    Ok(match (function.name(), arg_type(1)) {
+        ("to_char", Some(_)) => match &args[1] {
+            Expr::Literal(ScalarValue::Utf8(Some(pattern)), _) => Some(function.func.call(vec![
+                args[0].clone(),
+                Expr::Literal(ScalarValue::Utf8(Some(strftime_pattern(pattern))), None),
+            ])),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Translates a PostgreSQL `to_char` template to the strftime pattern
+/// DataFusion's `to_char` takes. Covers the common template patterns; other
+/// text passes through (with `%` escaped).
+pub fn strftime_pattern(template: &str) -> String {
+    const PATTERNS: &[(&str, &str)] = &[
+        ("YYYY", "%Y"),
+        ("HH24", "%H"),
+        ("HH12", "%I"),
+        ("Month", "%B"),
+        ("MONTH", "%B"),
+        ("Mon", "%b"),
+        ("MON", "%b"),
+        ("Day", "%A"),
+        ("DAY", "%A"),
+        ("Dy", "%a"),
+        ("DY", "%a"),
+        ("YY", "%y"),
+        ("MM", "%m"),
+        ("DD", "%d"),
+        ("HH", "%I"),
+        ("MI", "%M"),
+        ("SS", "%S"),
+        ("MS", "%3f"),
+        ("US", "%6f"),
+        ("AM", "%p"),
+        ("PM", "%p"),
+        ("TZ", "%Z"),
+        ("D", "%u"),
+    ];
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    'outer: while let Some(c) = rest.chars().next() {
+        for (pg, strftime) in PATTERNS {
+            if let Some(tail) = rest.strip_prefix(pg) {
+                out.push_str(strftime);
+                rest = tail;
+                continue 'outer;
+            }
+        }
+        if c == '%' {
+            out.push_str("%%");
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// Plans the operators whose result type differs from DataFusion's:
+/// `interval * number`, `number * interval` and `interval / number` (which
+/// DataFusion rejects), `date +/- interval` (a timestamp) and `timestamp -
+/// timestamp` (an interval). An expression planner, not the analyzer rule: an
+/// analyzer rule may not change a plan's types.
 #[derive(Debug, Default)]
 pub struct IntervalArithmetic;
 
@@ -96,6 +172,39 @@ impl ExprPlanner for IntervalArithmetic {
         let (Ok(l), Ok(r)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
             return Ok(PlannerResult::Original(expr));
         };
+        // date +/- interval is a timestamp in PostgreSQL, not a date.
+        if matches!(expr.op, BinaryOperator::Plus | BinaryOperator::Minus)
+            && matches!(l, DataType::Date32 | DataType::Date64)
+            && matches!(r, DataType::Interval(_))
+        {
+            let op = if expr.op == BinaryOperator::Plus {
+                Operator::Plus
+            } else {
+                Operator::Minus
+            };
+            let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
+            return Ok(PlannerResult::Planned(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(expr.left.cast_to(&timestamp, schema)?),
+                op,
+                Box::new(expr.right),
+            ))));
+        }
+        // timestamp - timestamp is an interval with whole days split out of
+        // the hours (DataFusion makes it a duration).
+        if expr.op == BinaryOperator::Minus
+            && matches!(l, DataType::Timestamp(..))
+            && matches!(r, DataType::Timestamp(..))
+        {
+            let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+            let difference = Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(expr.left),
+                Operator::Minus,
+                Box::new(expr.right),
+            ));
+            return Ok(PlannerResult::Planned(
+                JUSTIFY_HOURS.call(vec![difference.cast_to(&interval, schema)?]),
+            ));
+        }
         let number = |t: &DataType| t.is_numeric();
         let (interval, factor, divide) = match (&expr.op, &l, &r) {
             (BinaryOperator::Multiply, DataType::Interval(_), f) if number(f) => {
@@ -123,6 +232,17 @@ impl ExprPlanner for IntervalArithmetic {
 }
 
 fn rewrite_arithmetic(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr
+        && *op == Operator::Divide
+        && let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema))
+        && (matches!(l, DataType::Decimal128(..)) || matches!(r, DataType::Decimal128(..)))
+        && (l.is_integer() || matches!(l, DataType::Decimal128(..)))
+        && (r.is_integer() || matches!(r, DataType::Decimal128(..)))
+    {
+        return Ok(Transformed::yes(
+            NUMERIC_DIVIDE.call(vec![left.as_ref().clone(), right.as_ref().clone()]),
+        ));
+    }
     if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr
         && matches!(op, Operator::Divide | Operator::Modulo)
         && let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema))
@@ -172,6 +292,87 @@ fn rewrite_arithmetic(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
     Ok(Transformed::no(expr))
 }
 
+/// `octet_length` of text or bytea, in bytes.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct OctetLength {
+    signature: Signature,
+}
+
+impl Default for OctetLength {
+    fn default() -> Self {
+        OctetLength {
+            signature: Signature::uniform(
+                1,
+                vec![
+                    DataType::Utf8,
+                    DataType::Utf8View,
+                    DataType::LargeUtf8,
+                    DataType::Binary,
+                ],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for OctetLength {
+    fn name(&self) -> &str {
+        "octet_length"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let bytes = datafusion::arrow::compute::cast(&arrays[0], &DataType::Binary)?;
+        let lengths: Int32Array = bytes
+            .as_binary::<i32>()
+            .iter()
+            .map(|v| v.map(|b| b.len() as i32))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(lengths)))
+    }
+}
+
+/// PostgreSQL's `justify_hours`: whole 24-hour periods of the time part
+/// become days.
+pub static JUSTIFY_HOURS: LazyLock<ScalarUDF> = LazyLock::new(|| {
+    let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+    create_udf(
+        "justify_hours",
+        vec![interval.clone()],
+        interval,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            const DAY: i64 = 86_400_000_000_000;
+            let result: IntervalMonthDayNanoArray = arrays[0]
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        let days = v.nanoseconds / DAY;
+                        IntervalMonthDayNano::new(
+                            v.months,
+                            v.days + days as i32,
+                            v.nanoseconds - days * DAY,
+                        )
+                    })
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(result)))
+        }),
+    )
+});
+
+static NUMERIC_DIVIDE: LazyLock<ScalarUDF> =
+    LazyLock::new(|| ScalarUDF::from(super::pg_numeric::NumericDivide::default()));
 static FLOAT_DIVIDE: LazyLock<ScalarUDF> = LazyLock::new(|| float_op("freshet_float_divide", div));
 static FLOAT_MODULO: LazyLock<ScalarUDF> = LazyLock::new(|| float_op("freshet_float_modulo", rem));
 
@@ -265,8 +466,16 @@ pub fn bytea_input(text: &str) -> Result<Vec<u8>> {
         || DataFusionError::Execution(format!("invalid input syntax for type bytea: \"{text}\""));
     if let Some(hex) = text.strip_prefix("\\x") {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if let Some(bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
+            return Err(DataFusionError::Execution(format!(
+                "invalid hexadecimal digit: \"{}\"",
+                *bad as char
+            )));
+        }
         if digits.len() % 2 != 0 {
-            return Err(invalid());
+            return Err(DataFusionError::Execution(
+                "invalid hexadecimal data: odd number of digits".into(),
+            ));
         }
         return digits
             .chunks(2)
@@ -318,6 +527,13 @@ mod tests {
             scale_interval(IntervalMonthDayNano::new(1, 1, 0), 1.5),
             IntervalMonthDayNano::new(1, 16, 43_200_000_000_000)
         );
+    }
+
+    #[test]
+    fn to_char_templates_become_strftime() {
+        assert_eq!(strftime_pattern("YYYY/MM/DD"), "%Y/%m/%d");
+        assert_eq!(strftime_pattern("HH24:MI:SS.MS"), "%H:%M:%S.%3f");
+        assert_eq!(strftime_pattern("Mon DD, YYYY 100%"), "%b %d, %Y 100%%");
     }
 
     #[test]

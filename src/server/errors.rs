@@ -47,6 +47,8 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::Data { code, .. } => code,
         Error::UndefinedType(_) | Error::UndefinedObject(_) => "42704",
         Error::NotSupported(_) => "0A000",
+        Error::UndefinedPrepared(_) => "26000",
+        Error::DuplicatePrepared(_) => "42P05",
         Error::InvalidParameter(_) => "22023",
         Error::StatementTimeout => "57014",
         Error::Storage(_) => "58030",
@@ -161,6 +163,12 @@ fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
 /// Recognises data errors by Arrow's wording, which reaches us as text
 /// through several error layers.
 fn classify_message(message: &str) -> Option<(&'static str, String)> {
+    if message.contains("invalid hexadecimal") {
+        return Some(("22023", message.to_string()));
+    }
+    if message.contains("invalid input syntax for type bytea") {
+        return Some(("22P02", message.to_string()));
+    }
     if message.contains("Scalar subquery returned more than one row") {
         return Some((
             "21000",
@@ -237,7 +245,12 @@ fn classify_message(message: &str) -> Option<(&'static str, String)> {
 }
 
 fn shaped_like_date(text: &str) -> bool {
+    let time_follows = text
+        .as_bytes()
+        .get(10)
+        .is_none_or(|b| *b == b' ' || *b == b'T');
     text.len() >= 10
+        && time_follows
         && text.as_bytes()[..10].iter().enumerate().all(|(i, b)| {
             if i == 4 || i == 7 {
                 *b == b'-'

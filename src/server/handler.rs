@@ -9,8 +9,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use arrow_pg::datatypes::df::deserialize_parameters;
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
@@ -28,9 +27,10 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::types::format::FormatOptions;
 
 use super::errors::error_info;
+use super::params;
+use super::prepared;
 use super::session::{self, SessionEffect};
 use super::text;
-use crate::catalog::PG_TYPE_KEY;
 use crate::database::{Database, Outcome};
 use crate::error::{Error, Result};
 use crate::sql;
@@ -67,6 +67,31 @@ impl Handler {
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        match statement {
+            Statement::Prepare {
+                name, statement, ..
+            } => {
+                prepared::prepare(client, &sql::ident_name(name), statement)?;
+                return Ok(Response::Execution(Tag::new("PREPARE")));
+            }
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                ..
+            } => {
+                let name = sql::object_name_parts(name)?.pop().unwrap_or_default();
+                let bound = prepared::bind(client, &name, parameters)?;
+                return Box::pin(self.run(client, &bound, None, format)).await;
+            }
+            Statement::Deallocate { name, .. } => {
+                let all = name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all");
+                let name = sql::ident_name(name);
+                prepared::deallocate(client, (!all).then_some(name.as_str()));
+                let tag = if all { "DEALLOCATE ALL" } else { "DEALLOCATE" };
+                return Ok(Response::Execution(Tag::new(tag)));
+            }
+            _ => {}
+        }
         if let Some(effect) = session::apply(client, statement) {
             return match effect? {
                 SessionEffect::Response(response) => Ok(response),
@@ -118,30 +143,28 @@ fn user_error(error: &Error) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(error)))
 }
 
-/// Result fields with their PostgreSQL types. JSON columns are Utf8 in Arrow;
-/// we report them as `json`, whose text and binary forms are both the text.
+/// Result fields with their PostgreSQL types (declared types included, see
+/// `params::pg_type`).
 fn fields_for(
     schema: &Schema,
     format: &Format,
     options: Arc<FormatOptions>,
 ) -> PgWireResult<Vec<FieldInfo>> {
-    let mut fields = arrow_schema_to_pg_fields(schema, format, Some(options.clone()))?;
-    for (i, field) in schema.fields().iter().enumerate() {
-        if matches!(
-            field.metadata().get(PG_TYPE_KEY).map(String::as_str),
-            Some("json" | "jsonb")
-        ) {
-            fields[i] = FieldInfo::new(
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            Ok(FieldInfo::new(
                 field.name().clone(),
                 None,
                 None,
-                Type::JSON,
+                params::pg_type(field)?,
                 format.format_for(i),
             )
-            .with_format_options(options.clone());
-        }
-    }
-    Ok(fields)
+            .with_format_options(options.clone()))
+        })
+        .collect()
 }
 
 /// Gives result columns PostgreSQL's names where DataFusion's differ
@@ -192,7 +215,7 @@ fn encode<C: ClientInfo>(
             let time_zone = session::setting(client, "TimeZone").unwrap_or_default();
             let rendered = batches
                 .into_iter()
-                .map(|batch| text::render(batch, format, &time_zone))
+                .map(|batch| text::render(batch, &schema, format, &time_zone))
                 .collect::<Result<Vec<_>, _>>()?;
             let row_fields = fields.clone();
             let rows = rendered
@@ -274,19 +297,6 @@ impl StatementParser {
     }
 }
 
-/// Parameter types in `$n` order, from a plan.
-fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
-    let types = plan.get_parameter_types()?;
-    let count = types
-        .keys()
-        .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
-    Ok((1..=count)
-        .map(|i| types.get(&format!("${i}")).cloned().flatten())
-        .collect())
-}
-
 /// The columns a statement returns, known before it runs (for Describe).
 fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
     if let Some(plan) = &prepared.plan {
@@ -349,14 +359,7 @@ impl QueryParser for StatementParser {
         let Some(plan) = &prepared.plan else {
             return Ok(Vec::new());
         };
-        parameter_types(plan)
-            .map_err(|e| user_error(&e))?
-            .iter()
-            .map(|t| match t {
-                Some(t) => into_pg_type(t),
-                None => Ok(Type::UNKNOWN),
-            })
-            .collect()
+        params::parameter_types(plan).map_err(|e| user_error(&e))
     }
 
     fn get_result_schema(
@@ -423,12 +426,7 @@ impl Handler {
             .db
             .plan(&portal.statement.statement.statement, schema)
             .await?;
-        let types = parameter_types(&plan)?;
-        let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
-        let values = deserialize_parameters(portal, &type_refs).map_err(|e| Error::Data {
-            code: "22P02",
-            message: format!("invalid parameter value: {e}"),
-        })?;
+        let values = params::bind(portal, &plan)?;
         Ok(plan.replace_params_with_values(&values)?)
     }
 }

@@ -7,6 +7,8 @@
 
 mod errors;
 mod handler;
+mod params;
+mod prepared;
 mod session;
 mod text;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::sql::sqlparser::ast::{Expr, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{Expr, Reset, Set, Statement, Value};
 use pgwire::api::ClientInfo;
 use pgwire::api::results::{Response, Tag};
 
@@ -190,6 +190,22 @@ pub fn apply<C: ClientInfo + ?Sized>(
         Statement::Set(_) => Ok(SessionEffect::Response(Response::Execution(Tag::new(
             "SET",
         )))),
+        Statement::Reset(reset) => {
+            let names: Vec<String> = match &reset.reset {
+                Reset::ALL => DEFAULTS
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .filter(|n| n != "client_encoding" && n != "application_name")
+                    .collect(),
+                Reset::ConfigurationParameter(name) => vec![name.to_string()],
+            };
+            for name in &names {
+                client.metadata_mut().remove(&metadata_key(name));
+            }
+            Ok(SessionEffect::Response(Response::Execution(Tag::new(
+                "RESET",
+            ))))
+        }
         Statement::ShowVariable { variable } => {
             let name = variable
                 .iter()

@@ -27,23 +27,28 @@ use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldFormat;
 
+use crate::catalog::PG_TYPE_KEY;
+
 /// Renders the text-format columns that need it; others pass through.
+/// `schema` is the result's schema, whose field metadata tells jsonb columns
+/// apart.
 pub fn render(
     batch: RecordBatch,
+    schema: &Schema,
     format: &Format,
     time_zone: &str,
 ) -> Result<RecordBatch, ArrowError> {
     let mut changed = false;
     let mut columns = Vec::with_capacity(batch.num_columns());
     let mut fields = Vec::with_capacity(batch.num_columns());
-    for (i, (column, field)) in batch
-        .columns()
-        .iter()
-        .zip(batch.schema().fields())
-        .enumerate()
-    {
+    for (i, (column, field)) in batch.columns().iter().zip(schema.fields()).enumerate() {
+        let jsonb = field
+            .metadata()
+            .get(PG_TYPE_KEY)
+            .is_some_and(|t| t == "jsonb");
         let rendered = match (format.format_for(i), column.data_type()) {
             (FieldFormat::Binary, DataType::Interval(_)) => Some(interval_binary(column)?),
+            (FieldFormat::Binary, DataType::Utf8) if jsonb => Some(jsonb_binary(column)),
             (FieldFormat::Binary, _) => None,
             (FieldFormat::Text, _) => render_column(column, time_zone)?,
         };
@@ -132,6 +137,23 @@ fn intervals(column: &ArrayRef) -> Result<Vec<Option<(i32, i32, i64)>>, ArrowErr
         .iter()
         .map(|v| v.map(|v| (v.months, v.days, v.nanoseconds / 1_000)))
         .collect())
+}
+
+/// jsonb's binary form: a version byte (1), then the text.
+fn jsonb_binary(column: &ArrayRef) -> ArrayRef {
+    let values: BinaryArray = column
+        .as_string::<i32>()
+        .iter()
+        .map(|v| {
+            v.map(|text| {
+                let mut bytes = Vec::with_capacity(text.len() + 1);
+                bytes.push(1);
+                bytes.extend_from_slice(text.as_bytes());
+                bytes
+            })
+        })
+        .collect();
+    Arc::new(values)
 }
 
 /// PostgreSQL's binary interval: microseconds, days, months, big-endian.
@@ -350,9 +372,10 @@ mod tests {
             Arc::new(Float64Array::from(vec![2.0])) as ArrayRef,
         )])
         .unwrap();
-        let binary = render(batch.clone(), &Format::UnifiedBinary, "UTC").unwrap();
+        let schema = batch.schema();
+        let binary = render(batch.clone(), &schema, &Format::UnifiedBinary, "UTC").unwrap();
         assert_eq!(binary.column(0).data_type(), &DataType::Float64);
-        let text = render(batch, &Format::UnifiedText, "UTC").unwrap();
+        let text = render(batch, &schema, &Format::UnifiedText, "UTC").unwrap();
         assert_eq!(text.column(0).as_string::<i32>().value(0), "2");
     }
 }

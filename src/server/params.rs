@@ -1,0 +1,198 @@
+//! Parameter and column types on the wire, and decoding bound parameters.
+//!
+//! Arrow has one string type; PostgreSQL has text, varchar, bpchar, json and
+//! jsonb, and drivers care: tokio-postgres binds `serde_json::Value` only to
+//! a json/jsonb parameter, psycopg sends its `Jsonb` wrapper typed as jsonb.
+//! Table columns carry their PostgreSQL type in field metadata
+//! (`PG_TYPE_KEY`), and DataFusion copies a column's field onto the `$n`
+//! compared with or assigned to it, so both result columns and parameters
+//! can be described with the declared type.
+//!
+//! Decoding: the string-like types are decoded here (text bytes, or jsonb's
+//! binary form with its version byte); everything else goes to arrow-pg.
+
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::deserialize_parameters;
+use arrow_pg::datatypes::into_pg_type;
+use bytes::Bytes;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use pgwire::api::Type;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::stmt::StoredStatement;
+use pgwire::error::{PgWireError, PgWireResult};
+
+use crate::catalog::PG_TYPE_KEY;
+use crate::error::{Error, Result};
+
+/// The PostgreSQL type of a result column or parameter.
+pub fn pg_type(field: &Field) -> PgWireResult<Type> {
+    match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+        Some("json") => Ok(Type::JSON),
+        Some("jsonb") => Ok(Type::JSONB),
+        Some(name) if name.starts_with("character varying") => Ok(Type::VARCHAR),
+        Some(name) if name.starts_with("character(") => Ok(Type::BPCHAR),
+        _ => into_pg_type(field.data_type()),
+    }
+}
+
+/// The plan's parameters in `$n` order (missing numbers are `None`).
+pub fn parameter_fields(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
+    let fields = plan.get_parameter_fields()?;
+    let count = fields
+        .keys()
+        .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok((1..=count)
+        .map(|i| fields.get(&format!("${i}")).cloned().flatten())
+        .collect())
+}
+
+pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Type>> {
+    parameter_fields(plan)?
+        .iter()
+        .map(|field| match field {
+            Some(field) => pg_type(field).map_err(|e| Error::Internal(e.to_string())),
+            None => Ok(Type::UNKNOWN),
+        })
+        .collect()
+}
+
+fn is_string_like(ty: &Type) -> bool {
+    [
+        Type::JSON,
+        Type::JSONB,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+    ]
+    .contains(ty)
+}
+
+/// Decodes the portal's parameters into values for `plan`'s placeholders.
+pub fn bind<S: Clone>(portal: &Portal<S>, plan: &LogicalPlan) -> Result<ParamValues> {
+    let fields = parameter_fields(plan)?;
+    let server_types = parameter_types(plan)?;
+    let count = portal.parameter_len();
+    let mut types = Vec::with_capacity(count);
+    let mut values = Vec::with_capacity(count);
+    let mut formats = Vec::with_capacity(count);
+    for i in 0..count {
+        let declared = portal
+            .statement
+            .parameter_types
+            .get(i)
+            .cloned()
+            .flatten()
+            .filter(|t| *t != Type::UNKNOWN)
+            .or_else(|| server_types.get(i).cloned());
+        let raw = portal.parameters.get(i).cloned().flatten();
+        match declared {
+            Some(ty) if is_string_like(&ty) => {
+                let text = raw
+                    .map(|bytes| string_parameter(&ty, portal.parameter_format.is_binary(i), bytes))
+                    .transpose()?;
+                types.push(Some(Type::TEXT));
+                values.push(text);
+                formats.push(0);
+            }
+            other => {
+                types.push(other);
+                values.push(raw);
+                formats.push(i16::from(portal.parameter_format.is_binary(i)));
+            }
+        }
+    }
+    let mut patched = Portal::<()>::default();
+    patched.statement = Arc::new(StoredStatement::new(String::new(), (), types));
+    patched.parameters = values;
+    patched.parameter_format = Format::Individual(formats);
+    let inferred: Vec<Option<DataType>> = fields
+        .iter()
+        .map(|f| f.as_ref().map(|f| f.data_type().clone()))
+        .collect();
+    let inferred: Vec<Option<&DataType>> = inferred.iter().map(Option::as_ref).collect();
+    deserialize_parameters(&patched, &inferred).map_err(parameter_error)
+}
+
+/// The text of a string-like parameter; jsonb's binary form starts with a
+/// version byte (1).
+fn string_parameter(ty: &Type, binary: bool, bytes: Bytes) -> Result<Bytes> {
+    let bytes = if binary && *ty == Type::JSONB {
+        match bytes.first() {
+            Some(1) => bytes.slice(1..),
+            _ => {
+                return Err(Error::Data {
+                    code: "22P02",
+                    message: "unsupported jsonb version number".into(),
+                });
+            }
+        }
+    } else {
+        bytes
+    };
+    std::str::from_utf8(&bytes).map_err(|_| Error::Data {
+        code: "22021",
+        message: "invalid byte sequence for encoding \"UTF8\"".into(),
+    })?;
+    Ok(bytes)
+}
+
+fn parameter_error(error: PgWireError) -> Error {
+    let message = match &error {
+        PgWireError::UserError(info) => info.message.clone(),
+        other => other.to_string(),
+    };
+    let code = if message.contains("out of range") {
+        "22003"
+    } else {
+        "22P02"
+    };
+    Error::Data {
+        code,
+        message: format!("invalid value for parameter: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ColumnType;
+
+    #[test]
+    fn declared_types_reach_the_wire() {
+        assert_eq!(
+            pg_type(&ColumnType::Jsonb.field("j", true)).unwrap(),
+            Type::JSONB
+        );
+        assert_eq!(
+            pg_type(&ColumnType::Varchar(Some(3)).field("v", true)).unwrap(),
+            Type::VARCHAR
+        );
+        assert_eq!(
+            pg_type(&ColumnType::Char(3).field("c", true)).unwrap(),
+            Type::BPCHAR
+        );
+        assert_eq!(
+            pg_type(&ColumnType::Text.field("t", true)).unwrap(),
+            Type::TEXT
+        );
+        assert_eq!(
+            pg_type(&ColumnType::BigInt.field("b", true)).unwrap(),
+            Type::INT8
+        );
+    }
+
+    #[test]
+    fn jsonb_binary_parameters_drop_the_version_byte() {
+        let text =
+            string_parameter(&Type::JSONB, true, Bytes::from_static(b"\x01{\"a\":1}")).unwrap();
+        assert_eq!(&text[..], b"{\"a\":1}");
+        assert!(string_parameter(&Type::JSONB, true, Bytes::from_static(b"\x02{}")).is_err());
+        let plain = string_parameter(&Type::JSON, true, Bytes::from_static(b"[1]")).unwrap();
+        assert_eq!(&plain[..], b"[1]");
+    }
+}
