@@ -1,8 +1,9 @@
 //! What PostgreSQL checks and normalises on every stored row, applied to the
 //! rows a statement is about to write: NOT NULL, character lengths
 //! (`varchar(n)` and `char(n)` cut trailing spaces that do not fit and
-//! reject other overflow; `char(n)` pads to n), JSON validity, and jsonb's
-//! canonical form (keys sorted and deduplicated, one space after `:` and `,`).
+//! reject other overflow; `char(n)` pads to n), JSON validity, jsonb's
+//! canonical form (keys sorted and deduplicated, one space after `:` and `,`)
+//! and uuid's (lower-case, hyphenated).
 
 use std::sync::Arc;
 
@@ -38,6 +39,12 @@ pub fn check_rows(def: &TableDef, rows: &RecordBatch) -> Result<RecordBatch> {
                 }
                 None
             }
+            ColumnType::Uuid => Some(
+                strings
+                    .iter()
+                    .map(|v| v.map(uuid_text).transpose())
+                    .collect::<Result<StringArray>>()?,
+            ),
             ColumnType::Jsonb => Some(
                 strings
                     .iter()
@@ -92,6 +99,35 @@ fn pad(strings: &StringArray, width: usize) -> StringArray {
         .iter()
         .map(|v| v.map(|s| format!("{s:<width$}")))
         .collect()
+}
+
+/// A uuid in PostgreSQL's output form: lower-case, hyphenated. Accepts the
+/// forms PostgreSQL does (braces, upper case, hyphens anywhere or none).
+pub fn uuid_text(text: &str) -> Result<String> {
+    let invalid = || Error::Data {
+        code: "22P02",
+        message: format!("invalid input syntax for type uuid: \"{text}\""),
+    };
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(text);
+    let digits: String = inner.chars().filter(|c| *c != '-').collect();
+    if digits.len() != 32
+        || !digits.chars().all(|c| c.is_ascii_hexdigit())
+        || inner.starts_with('-')
+    {
+        return Err(invalid());
+    }
+    let d = digits.to_ascii_lowercase();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &d[..8],
+        &d[8..12],
+        &d[12..16],
+        &d[16..20],
+        &d[20..]
+    ))
 }
 
 fn parse_json(text: &str) -> Result<Value> {
@@ -210,6 +246,15 @@ mod tests {
             check_rows(&def, &rows(&def, vec![Some("abcdef")])),
             Err(Error::Data { code: "22001", .. })
         ));
+    }
+
+    #[test]
+    fn uuids_are_canonical() {
+        assert_eq!(
+            uuid_text("{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}").unwrap(),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+        assert!(uuid_text("not-a-uuid").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 mod check;
 mod types;
 
-pub use check::check_rows;
+pub use check::{check_rows, uuid_text};
 pub use types::{ColumnType, PG_TYPE_KEY};
 
 use std::collections::{BTreeMap, BTreeSet};

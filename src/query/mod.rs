@@ -37,7 +37,8 @@ pub fn new_context() -> Result<SessionContext> {
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true)
         .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
-        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
+        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+        .set_str("datafusion.execution.time_zone", "UTC");
     let mut ctx = SessionContext::new_with_config(config);
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
         .map_err(|e| *e)?;

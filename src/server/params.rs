@@ -24,7 +24,7 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::stmt::StoredStatement;
 use pgwire::error::{PgWireError, PgWireResult};
 
-use crate::catalog::PG_TYPE_KEY;
+use crate::catalog::{PG_TYPE_KEY, uuid_text};
 use crate::error::{Error, Result};
 
 /// The PostgreSQL type of a result column or parameter.
@@ -34,6 +34,7 @@ pub fn pg_type(field: &Field) -> PgWireResult<Type> {
         Some("jsonb") => Ok(Type::JSONB),
         Some(name) if name.starts_with("character varying") => Ok(Type::VARCHAR),
         Some(name) if name.starts_with("character(") => Ok(Type::BPCHAR),
+        Some("uuid") => Ok(Type::UUID),
         _ => into_pg_type(field.data_type()),
     }
 }
@@ -119,8 +120,12 @@ pub fn bind<S: Clone>(portal: &Portal<S>, plan: &LogicalPlan) -> Result<ParamVal
 }
 
 /// The text of a string-like parameter; jsonb's binary form starts with a
-/// version byte (1).
+/// version byte (1), uuid's is its 16 bytes.
 fn string_parameter(ty: &Type, binary: bool, bytes: Bytes) -> Result<Bytes> {
+    if binary && *ty == Type::UUID {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        return Ok(Bytes::from(uuid_text(&hex)?));
+    }
     let bytes = if binary && *ty == Type::JSONB {
         match bytes.first() {
             Some(1) => bytes.slice(1..),

@@ -54,6 +54,11 @@ pub const REPORTED: &[&str] = &[
     "search_path",
 ];
 
+/// The value each setting had before the session first SET it (from the
+/// startup packet, or none), which RESET restores.
+#[derive(Default)]
+struct Saved(std::sync::Mutex<std::collections::HashMap<String, Option<String>>>);
+
 /// What a session statement does; `None` for statements that are not about
 /// the session.
 pub enum SessionEffect {
@@ -158,9 +163,17 @@ fn set_value<C: ClientInfo + ?Sized>(
     } else {
         value
     };
+    let key = metadata_key(name);
+    let original = client.metadata().get(&key).cloned();
     client
-        .metadata_mut()
-        .insert(metadata_key(name), value.clone());
+        .session_extensions()
+        .get_or_insert_with(Saved::default)
+        .0
+        .lock()
+        .expect("saved settings lock poisoned")
+        .entry(key.clone())
+        .or_insert(original);
+    client.metadata_mut().insert(key, value.clone());
     let tag = Response::Execution(Tag::new("SET"));
     Ok(match shown.filter(|n| REPORTED.contains(n)) {
         Some(name) => SessionEffect::Changed { name, value, tag },
@@ -191,16 +204,24 @@ pub fn apply<C: ClientInfo + ?Sized>(
             "SET",
         )))),
         Statement::Reset(reset) => {
-            let names: Vec<String> = match &reset.reset {
-                Reset::ALL => DEFAULTS
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .filter(|n| n != "client_encoding" && n != "application_name")
-                    .collect(),
-                Reset::ConfigurationParameter(name) => vec![name.to_string()],
+            let saved = client
+                .session_extensions()
+                .get_or_insert_with(Saved::default);
+            let mut saved = saved.0.lock().expect("saved settings lock poisoned");
+            let keys: Vec<String> = match &reset.reset {
+                Reset::ALL => saved.keys().cloned().collect(),
+                Reset::ConfigurationParameter(name) => vec![metadata_key(&name.to_string())],
             };
-            for name in &names {
-                client.metadata_mut().remove(&metadata_key(name));
+            for key in keys {
+                match saved.remove(&key) {
+                    Some(Some(original)) => {
+                        client.metadata_mut().insert(key, original);
+                    }
+                    Some(None) => {
+                        client.metadata_mut().remove(&key);
+                    }
+                    None => {}
+                }
             }
             Ok(SessionEffect::Response(Response::Execution(Tag::new(
                 "RESET",

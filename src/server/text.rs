@@ -3,6 +3,9 @@
 //! `1e+21`; `Infinity`) and times and timestamps (no `.000000` when the
 //! fraction is zero; `timestamptz` in the session's time zone).
 //!
+//! jsonb and uuid columns are rendered in binary format here too: Arrow
+//! holds them as text, the wire wants jsonb's version byte or uuid's 16 bytes.
+//!
 //! Intervals are rendered here in both formats: the encoder writes a NULL
 //! interval as zero, so we hand it finished bytes (text, or PostgreSQL's
 //! 16-byte binary form) where NULL stays NULL.
@@ -42,13 +45,15 @@ pub fn render(
     let mut columns = Vec::with_capacity(batch.num_columns());
     let mut fields = Vec::with_capacity(batch.num_columns());
     for (i, (column, field)) in batch.columns().iter().zip(schema.fields()).enumerate() {
-        let jsonb = field
-            .metadata()
-            .get(PG_TYPE_KEY)
-            .is_some_and(|t| t == "jsonb");
+        let declared = field.metadata().get(PG_TYPE_KEY).map(String::as_str);
         let rendered = match (format.format_for(i), column.data_type()) {
             (FieldFormat::Binary, DataType::Interval(_)) => Some(interval_binary(column)?),
-            (FieldFormat::Binary, DataType::Utf8) if jsonb => Some(jsonb_binary(column)),
+            (FieldFormat::Binary, DataType::Utf8) if declared == Some("jsonb") => {
+                Some(jsonb_binary(column))
+            }
+            (FieldFormat::Binary, DataType::Utf8) if declared == Some("uuid") => {
+                Some(uuid_binary(column))
+            }
             (FieldFormat::Binary, _) => None,
             (FieldFormat::Text, _) => render_column(column, time_zone)?,
         };
@@ -150,6 +155,29 @@ fn jsonb_binary(column: &ArrayRef) -> ArrayRef {
                 bytes.push(1);
                 bytes.extend_from_slice(text.as_bytes());
                 bytes
+            })
+        })
+        .collect();
+    Arc::new(values)
+}
+
+/// uuid's binary form: its 16 bytes. Stored uuids are canonical (see
+/// `catalog::check`), so the hex digits parse.
+fn uuid_binary(column: &ArrayRef) -> ArrayRef {
+    let values: BinaryArray = column
+        .as_string::<i32>()
+        .iter()
+        .map(|v| {
+            v.map(|text| {
+                let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+                hex.chunks(2)
+                    .map(|pair| {
+                        std::str::from_utf8(pair)
+                            .ok()
+                            .and_then(|p| u8::from_str_radix(p, 16).ok())
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<u8>>()
             })
         })
         .collect();

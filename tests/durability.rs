@@ -1,0 +1,820 @@
+//! Durability of the real `freshet` binary: acknowledged writes survive
+//! `kill -9`, a clean shutdown (SIGINT) and restarts that replay compacted
+//! table logs. Each test runs the server as a child process on its own data
+//! directory under the system temp directory and its own port, and talks to
+//! it over pgwire.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// A scratch directory removed when the test passes (kept for a look when
+/// it fails).
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "freshet-durability-{name}-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch { path }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.path.join("data")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "kept the data directory for inspection: {}",
+                self.path.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A running `freshet` child process.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+impl Server {
+    /// Starts the binary on `scratch`'s data directory and waits until it
+    /// answers a query (bounded retries).
+    async fn start(scratch: &Scratch) -> Server {
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        for _attempt in 0..3 {
+            let port = free_port();
+            let log = scratch.path.join(format!(
+                "server-{}.log",
+                STARTS.fetch_add(1, Ordering::Relaxed)
+            ));
+            let log_file = std::fs::File::create(&log).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+                .arg("--data-dir")
+                .arg(scratch.data_dir())
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--log-level")
+                .arg("info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().unwrap())
+                .stderr(log_file)
+                .spawn()
+                .expect("the freshet binary starts");
+            let mut server = Server { child, port, log };
+            // Up to 600 tries, 50 ms apart: 30 s for a debug build to open
+            // its data directory and replay the logs.
+            for _ in 0..600 {
+                if let Some(status) = server.child.try_wait().unwrap() {
+                    let log = read_log(&server.log);
+                    if log.contains("cannot listen") {
+                        break; // someone took the port: try another
+                    }
+                    panic!("freshet exited with {status} before answering; log:\n{log}");
+                }
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&server.url(), NoTls).await
+                {
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    if client.simple_query("SELECT 1").await.is_ok() {
+                        return server;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if server.child.try_wait().unwrap().is_none() {
+                panic!(
+                    "freshet did not answer on port {port}; log:\n{}",
+                    read_log(&server.log)
+                );
+            }
+        }
+        panic!("could not find a free port for freshet");
+    }
+
+    fn url(&self) -> String {
+        format!("host=127.0.0.1 port={} user=test dbname=freshet", self.port)
+    }
+
+    async fn connect(&self) -> Client {
+        let (client, connection) = tokio_postgres::connect(&self.url(), NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}; log:\n{}", read_log(&self.log)));
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    fn log_text(&self) -> String {
+        read_log(&self.log)
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+    }
+
+    /// SIGINT, as Ctrl-C in a terminal, then waits for the exit (bounded).
+    async fn interrupt(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill -INT runs");
+        assert!(status.success());
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "freshet did not exit within 30 s of SIGINT; log:\n{}",
+            read_log(&self.log)
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Every row of a simple-protocol query, as text, one string per row.
+async fn rows(client: &Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn exec(client: &Client, sql: &str) {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
+async fn sqlstate_of(client: &Client, sql: &str) -> String {
+    let error = client.simple_query(sql).await.expect_err(sql);
+    error
+        .code()
+        .unwrap_or_else(|| panic!("{sql}: {error:?}"))
+        .code()
+        .to_string()
+}
+
+/// What the first test's tables and catalog hold, as text.
+async fn shop_snapshot(client: &Client) -> Vec<(String, Vec<String>)> {
+    let queries = [
+        "SELECT id, name, balance, joined, seen, doc, avatar, vip FROM customers ORDER BY id",
+        "SELECT id, customer, amount, note, at FROM shop.orders ORDER BY id",
+        "SELECT count(*), sum(n), sum(sq), count(*) FILTER (WHERE label = 'even'), min(n), max(n) FROM shop.big",
+        "SELECT n, sq, label FROM shop.big WHERE n IN (1, 2, 9, 10, 11, 49999, 50000) ORDER BY n",
+        "SELECT table_schema, table_name FROM information_schema.tables \
+         WHERE table_schema IN ('public', 'shop') ORDER BY 1, 2",
+        "SELECT table_schema, table_name, column_name, ordinal_position, is_nullable, data_type \
+         FROM information_schema.columns WHERE table_schema IN ('public', 'shop') ORDER BY 1, 2, 4",
+    ];
+    let mut snapshot = Vec::new();
+    for sql in queries {
+        snapshot.push((sql.to_string(), rows(client, sql).await));
+    }
+    snapshot
+}
+
+fn assert_same(before: &[(String, Vec<String>)], after: &[(String, Vec<String>)]) {
+    assert_eq!(before.len(), after.len());
+    for ((sql, b), (_, a)) in before.iter().zip(after) {
+        assert_eq!(b, a, "after restart, {sql} differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_acknowledged_statements_loses_nothing() {
+    let scratch = Scratch::new("kill9");
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    exec(
+        &client,
+        "CREATE SCHEMA shop;
+         CREATE TABLE customers (id bigint PRIMARY KEY, name varchar(20) NOT NULL,
+             balance numeric(10,2), joined date, seen timestamptz, doc jsonb, avatar bytea,
+             vip boolean DEFAULT false);
+         CREATE TABLE shop.orders (id int PRIMARY KEY, customer bigint NOT NULL,
+             amount double precision, note text, at timestamp);
+         CREATE TABLE shop.big (n bigint PRIMARY KEY, sq bigint, label text);
+         CREATE TABLE doomed (x int);
+         INSERT INTO doomed VALUES (1), (2);",
+    )
+    .await;
+    exec(&client, "DROP TABLE doomed").await;
+    exec(
+        &client,
+        r#"INSERT INTO customers (id, name, balance, joined, seen, doc, avatar) VALUES
+             (1, 'ada', 12.50, '1815-12-10', '2024-01-02 03:04:05+00', '{"k": [1, 2]}', '\x00ff'),
+             (2, 'bob', 0.10, '2000-02-29', '1999-12-31 23:59:59.5+00', '{}', '\x'),
+             (3, 'cy', NULL, NULL, NULL, NULL, NULL)"#,
+    )
+    .await;
+    let insert = client
+        .prepare("INSERT INTO customers (id, name, balance, vip) VALUES ($1, $2, CAST(CAST($3 AS text) AS numeric(10,2)), $4)")
+        .await
+        .unwrap();
+    for (id, name) in [(4i64, "dee"), (5, "eve")] {
+        let n = client
+            .execute(&insert, &[&id, &name, &"7.25", &true])
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    exec(
+        &client,
+        "UPDATE customers SET balance = balance + 10 WHERE id <= 2",
+    )
+    .await;
+    exec(&client, "DELETE FROM customers WHERE id = 3").await;
+    exec(
+        &client,
+        "INSERT INTO shop.orders VALUES
+             (1, 1, 9.5, 'first', '2024-01-02 03:04:05'),
+             (2, 2, 0.25, NULL, '2024-01-03 00:00:00.123456'),
+             (3, 1, -1, 'refund', NULL)",
+    )
+    .await;
+    exec(
+        &client,
+        "UPDATE shop.orders SET note = 'edited' WHERE id = 2",
+    )
+    .await;
+    let inserted = client
+        .execute(
+            "INSERT INTO shop.big SELECT n, n * n, 'row ' || n FROM generate_series(1, 50000) AS g(n)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 50_000);
+    let updated = client
+        .execute("UPDATE shop.big SET label = 'even' WHERE n % 2 = 0", &[])
+        .await
+        .unwrap();
+    assert_eq!(updated, 25_000);
+    let deleted = client
+        .execute("DELETE FROM shop.big WHERE n % 10 = 0", &[])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 5_000);
+    // The last acknowledged statement before the kill.
+    assert_eq!(
+        client
+            .execute(&insert, &[&6i64, &"fay", &"1.00", &false])
+            .await
+            .unwrap(),
+        1
+    );
+
+    let before = shop_snapshot(&client).await;
+    // The snapshot is what the statements above say it must be.
+    assert_eq!(
+        before[0].1,
+        vec![
+            r#"1|ada|22.50|1815-12-10|2024-01-02 03:04:05+00|{"k": [1, 2]}|\x00ff|f"#,
+            r"2|bob|10.10|2000-02-29|1999-12-31 23:59:59.5+00|{}|\x|f",
+            "4|dee|7.25|NULL|NULL|NULL|NULL|t",
+            "5|eve|7.25|NULL|NULL|NULL|NULL|t",
+            "6|fay|1.00|NULL|NULL|NULL|NULL|f",
+        ]
+    );
+    assert_eq!(
+        before[1].1,
+        vec![
+            "1|1|9.5|first|2024-01-02 03:04:05",
+            "2|2|0.25|edited|2024-01-03 00:00:00.123456",
+            "3|1|-1|refund|NULL",
+        ]
+    );
+    let sum_n: i64 = (1..=50_000i64).filter(|n| n % 10 != 0).sum();
+    let sum_sq: i64 = (1..=50_000i64).filter(|n| n % 10 != 0).map(|n| n * n).sum();
+    assert_eq!(
+        before[2].1,
+        vec![format!("45000|{sum_n}|{sum_sq}|20000|1|49999")]
+    );
+    assert_eq!(
+        before[3].1,
+        vec![
+            "1|1|row 1",
+            "2|4|even",
+            "9|81|row 9",
+            "11|121|row 11",
+            "49999|2499900001|row 49999"
+        ]
+    );
+    assert_eq!(
+        before[4].1,
+        vec!["public|customers", "shop|big", "shop|orders"]
+    );
+
+    drop(client);
+    server.kill_9();
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    let after = shop_snapshot(&client).await;
+    assert_same(&before, &after);
+
+    // The catalog kept its constraints, defaults and dropped tables.
+    assert_eq!(
+        sqlstate_of(
+            &client,
+            "INSERT INTO customers (id, name) VALUES (1, 'again')"
+        )
+        .await,
+        "23505"
+    );
+    assert_eq!(
+        sqlstate_of(&client, "INSERT INTO customers (id) VALUES (100)").await,
+        "23502"
+    );
+    assert_eq!(
+        sqlstate_of(
+            &client,
+            "INSERT INTO customers (id, name) VALUES (101, 'a name that is far too long')"
+        )
+        .await,
+        "22001"
+    );
+    assert_eq!(
+        sqlstate_of(&client, "INSERT INTO shop.big VALUES (1, 1, 'dup')").await,
+        "23505"
+    );
+    assert_eq!(sqlstate_of(&client, "SELECT * FROM doomed").await, "42P01");
+    assert_eq!(sqlstate_of(&client, "CREATE SCHEMA shop").await, "42P06");
+    exec(&client, "CREATE TABLE doomed (y text)").await;
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM doomed").await,
+        vec!["0"]
+    );
+
+    // New writes after the restart: fresh row ids, nothing old disturbed.
+    exec(
+        &client,
+        "INSERT INTO customers (id, name) VALUES (7, 'gus')",
+    )
+    .await;
+    assert_eq!(
+        rows(&client, "SELECT vip, balance FROM customers WHERE id = 7").await,
+        vec!["f|NULL"]
+    );
+    exec(
+        &client,
+        "INSERT INTO shop.big VALUES (50001, 0, 'new'), (50002, 0, 'new')",
+    )
+    .await;
+    exec(&client, "DELETE FROM shop.big WHERE n = 50001").await;
+    exec(
+        &client,
+        "UPDATE shop.big SET label = 'changed' WHERE n = 50002",
+    )
+    .await;
+    assert_eq!(
+        rows(&client, "SELECT count(*), sum(n) FROM shop.big").await,
+        vec![format!("45001|{}", sum_n + 50_002)]
+    );
+    exec(&client, "DELETE FROM customers WHERE id = 1").await;
+    let before_second = shop_snapshot(&client).await;
+    let doomed = rows(&client, "SELECT count(*) FROM doomed").await;
+    drop(client);
+    server.kill_9();
+
+    // A second crash and restart replays both generations of writes.
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_same(&before_second, &shop_snapshot(&client).await);
+    assert_eq!(rows(&client, "SELECT count(*) FROM doomed").await, doomed);
+    assert_eq!(
+        rows(&client, "SELECT id FROM customers ORDER BY id").await,
+        vec!["2", "4", "5", "6", "7"]
+    );
+    assert_eq!(
+        rows(&client, "SELECT label FROM shop.big WHERE n > 50000").await,
+        vec!["changed"]
+    );
+    drop(client);
+    server.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_concurrent_small_inserts_keeps_them_all() {
+    let scratch = Scratch::new("concurrent");
+    let server = Server::start(&scratch).await;
+    let setup = server.connect().await;
+    exec(
+        &setup,
+        "CREATE TABLE ticks (writer int NOT NULL, seq int NOT NULL, payload text, PRIMARY KEY (writer, seq))",
+    )
+    .await;
+    const WRITERS: i32 = 4;
+    const PER_WRITER: i32 = 150;
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let insert = client
+                .prepare("INSERT INTO ticks VALUES ($1, $2, $3)")
+                .await
+                .unwrap();
+            for seq in 0..PER_WRITER {
+                let n = client
+                    .execute(&insert, &[&writer, &seq, &format!("w{writer}s{seq}")])
+                    .await
+                    .unwrap();
+                assert_eq!(n, 1);
+            }
+            // A few deletes and updates among the inserts.
+            client
+                .execute(
+                    "DELETE FROM ticks WHERE writer = $1 AND seq < 5",
+                    &[&writer],
+                )
+                .await
+                .unwrap();
+            client
+                .execute(
+                    "UPDATE ticks SET payload = 'updated' WHERE writer = $1 AND seq >= $2",
+                    &[&writer, &(PER_WRITER - 5)],
+                )
+                .await
+                .unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let summary = "SELECT writer, count(*), min(seq), max(seq), count(*) FILTER (WHERE payload = 'updated') \
+                   FROM ticks GROUP BY writer ORDER BY writer";
+    let expected: Vec<String> = (0..WRITERS)
+        .map(|w| format!("{w}|{}|5|{}|5", PER_WRITER - 5, PER_WRITER - 1))
+        .collect();
+    assert_eq!(rows(&setup, summary).await, expected);
+    drop(setup);
+    server.kill_9();
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(rows(&client, summary).await, expected);
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*), count(DISTINCT payload) FROM ticks"
+        )
+        .await,
+        vec![format!(
+            "{}|{}",
+            WRITERS * (PER_WRITER - 5),
+            WRITERS * (PER_WRITER - 10) + 1
+        )]
+    );
+    // The primary key index was rebuilt from the log.
+    assert_eq!(
+        sqlstate_of(&client, "INSERT INTO ticks VALUES (0, 100, 'dup')").await,
+        "23505"
+    );
+    exec(
+        &client,
+        "INSERT INTO ticks VALUES (0, 0, 'deleted before, fine now')",
+    )
+    .await;
+    drop(client);
+    server.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_concurrent_writes_keeps_every_acknowledged_row() {
+    let scratch = Scratch::new("inflight");
+    let server = Server::start(&scratch).await;
+    let setup = server.connect().await;
+    exec(
+        &setup,
+        "CREATE TABLE acks (writer int NOT NULL, seq int NOT NULL)",
+    )
+    .await;
+    drop(setup);
+    const WRITERS: usize = 4;
+    const ATTEMPTS: i32 = 2_000;
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS as i32 {
+        let client = server.connect().await;
+        let acknowledged = acknowledged.clone();
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            // Returns how many of this writer's inserts were acknowledged:
+            // seq 0..n, in order, one at a time.
+            let mut acked = 0;
+            for seq in 0..ATTEMPTS {
+                match client
+                    .execute("INSERT INTO acks VALUES ($1, $2)", &[&writer, &seq])
+                    .await
+                {
+                    Ok(1) => {
+                        acked += 1;
+                        acknowledged.fetch_add(1, Ordering::SeqCst);
+                        progress.notify_one();
+                    }
+                    Ok(n) => panic!("INSERT reported {n} rows"),
+                    Err(_) => break, // the server is gone
+                }
+            }
+            acked
+        }));
+    }
+    // Kill once 300 inserts have been acknowledged, with writers still busy.
+    while acknowledged.load(Ordering::SeqCst) < 300 {
+        progress.notified().await;
+    }
+    server.kill_9();
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.push(task.await.unwrap());
+    }
+    assert!(
+        acked.iter().all(|&n| n < ATTEMPTS),
+        "the writers should have been cut off: {acked:?}"
+    );
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    let found = rows(
+        &client,
+        "SELECT writer, count(*), count(DISTINCT seq), min(seq), max(seq) FROM acks GROUP BY writer ORDER BY writer",
+    )
+    .await;
+    let mut missing = Vec::new();
+    for (writer, &n) in acked.iter().enumerate() {
+        let line = found
+            .iter()
+            .find(|l| l.starts_with(&format!("{writer}|")))
+            .cloned()
+            .unwrap_or_else(|| format!("{writer}|0|0|NULL|NULL"));
+        let fields: Vec<&str> = line.split('|').collect();
+        let count: i32 = fields[1].parse().unwrap();
+        let distinct: i32 = fields[2].parse().unwrap();
+        // Every acknowledged insert is there; at most the one in flight at
+        // the kill is there besides; no duplicates, no gaps.
+        if count < n as i32 || count > n as i32 + 1 || distinct != count {
+            missing.push(format!("writer {writer}: {n} acknowledged, found {line}"));
+        }
+        if count > 0 {
+            assert_eq!(fields[3], "0", "{line}");
+            assert_eq!(fields[4], (count - 1).to_string(), "{line}");
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+    drop(client);
+    server.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_shutdown_on_sigint_and_restart() {
+    let scratch = Scratch::new("sigint");
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    exec(
+        &client,
+        "CREATE SCHEMA app;
+         CREATE TABLE app.settings (key text PRIMARY KEY, value text, changed timestamp);
+         INSERT INTO app.settings VALUES ('a', '1', '2024-01-01 00:00:00'), ('b', '2', NULL), ('c', '3', NULL);
+         UPDATE app.settings SET value = 'two' WHERE key = 'b';
+         DELETE FROM app.settings WHERE key = 'c';
+         CREATE TABLE numbers AS SELECT n FROM generate_series(1, 1000) AS g(n);",
+    )
+    .await;
+    drop(client);
+    let status = server.interrupt().await;
+    assert!(status.success(), "exit status after SIGINT: {status}");
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT key, value, changed FROM app.settings ORDER BY key"
+        )
+        .await,
+        vec!["a|1|2024-01-01 00:00:00", "b|two|NULL"]
+    );
+    assert_eq!(
+        rows(&client, "SELECT count(*), sum(n) FROM numbers").await,
+        vec!["1000|500500"]
+    );
+    exec(&client, "INSERT INTO app.settings VALUES ('d', '4', NULL)").await;
+    drop(client);
+    let status = server.interrupt().await;
+    assert!(status.success(), "exit status after SIGINT: {status}");
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(
+        rows(&client, "SELECT key FROM app.settings ORDER BY key").await,
+        vec!["a", "b", "d"]
+    );
+    drop(client);
+    let status = server.interrupt().await;
+    assert!(status.success(), "exit status after SIGINT: {status}");
+}
+
+async fn churn_snapshot(client: &Client) -> Vec<String> {
+    let mut out = rows(client, "SELECT id, v, note FROM churn ORDER BY id").await;
+    out.extend(rows(client, "SELECT k, v FROM quiet ORDER BY k").await);
+    out.extend(rows(client, "SELECT count(*), sum(id) FROM churn").await);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_replay_compacted_logs() {
+    let scratch = Scratch::new("compaction");
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    exec(
+        &client,
+        "CREATE TABLE churn (id int PRIMARY KEY, v bigint NOT NULL, note text);
+         CREATE TABLE quiet (k int, v text);
+         INSERT INTO quiet VALUES (1, 'only'), (2, 'rows')",
+    )
+    .await;
+    // 150 single-row inserts, 40 deletes, 20 updates (a delete and an
+    // insert each): over 200 log entries for 110 rows in one chunk.
+    let insert = client
+        .prepare("INSERT INTO churn VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    for id in 1..=150i32 {
+        client
+            .execute(&insert, &[&id, &(id as i64 * 100), &format!("n{id}")])
+            .await
+            .unwrap();
+    }
+    for id in (1..=150i32).filter(|id| id % 3 == 0).take(40) {
+        assert_eq!(
+            client
+                .execute("DELETE FROM churn WHERE id = $1", &[&id])
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    for id in (1..=150i32).filter(|id| id % 3 == 1).take(20) {
+        assert_eq!(
+            client
+                .execute(
+                    "UPDATE churn SET v = v + 1, note = 'upd' WHERE id = $1",
+                    &[&id]
+                )
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    let expected_ids: Vec<i32> = (1..=150)
+        .filter(|id| !(id % 3 == 0 && *id <= 120))
+        .collect();
+    let first = churn_snapshot(&client).await;
+    assert_eq!(first.len(), expected_ids.len() + 3);
+    assert_eq!(first[0], "1|101|upd");
+    assert_eq!(first[1], "2|200|n2");
+    assert_eq!(
+        first.last().unwrap(),
+        &format!(
+            "{}|{}",
+            expected_ids.len(),
+            expected_ids.iter().sum::<i32>()
+        )
+    );
+    drop(client);
+    server.kill_9();
+
+    // Restart 1: the churn log is compacted as the table loads.
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(churn_snapshot(&client).await, first);
+    assert!(
+        server.log_text().contains("compacted table log"),
+        "expected the churn log to be compacted at startup; log:\n{}",
+        server.log_text()
+    );
+    // Keys survive compaction: duplicates still caught, deleted keys free.
+    assert_eq!(
+        sqlstate_of(&client, "INSERT INTO churn VALUES (1, 0, 'dup')").await,
+        "23505"
+    );
+    // More churn on top of the compacted log.
+    let insert = client
+        .prepare("INSERT INTO churn VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    for id in 151..=180i32 {
+        client
+            .execute(&insert, &[&id, &(id as i64), &"late"])
+            .await
+            .unwrap();
+    }
+    exec(&client, "INSERT INTO churn VALUES (3, 3, 'back')").await;
+    exec(&client, "DELETE FROM churn WHERE id BETWEEN 151 AND 160").await;
+    exec(&client, "UPDATE churn SET note = 'second' WHERE id % 5 = 0").await;
+    exec(&client, "INSERT INTO quiet VALUES (3, 'more')").await;
+    let second = churn_snapshot(&client).await;
+    assert_eq!(
+        rows(&client, "SELECT v, note FROM churn WHERE id = 3").await,
+        vec!["3|back"]
+    );
+    drop(client);
+    server.kill_9();
+
+    // Restart 2: replays the compacted entries and the new ones.
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(churn_snapshot(&client).await, second);
+    let insert = client
+        .prepare("INSERT INTO churn VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    for id in 181..=300i32 {
+        client
+            .execute(&insert, &[&id, &0i64, &"third"])
+            .await
+            .unwrap();
+        if id % 2 == 0 {
+            client
+                .execute("DELETE FROM churn WHERE id = $1", &[&id])
+                .await
+                .unwrap();
+        }
+    }
+    let third = churn_snapshot(&client).await;
+    drop(client);
+    let status = server.interrupt().await;
+    assert!(status.success(), "exit status after SIGINT: {status}");
+
+    // Restart 3, after a clean shutdown.
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(churn_snapshot(&client).await, third);
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM churn WHERE note = 'third'").await,
+        vec!["60"]
+    );
+    drop(client);
+    server.kill_9();
+}

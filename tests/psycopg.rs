@@ -1,0 +1,86 @@
+//! Python's psycopg 3 against an in-process server: runs
+//! `tests/python/psycopg_smoke.py HOST PORT` and checks its exit status and
+//! report. The script holds the checks (types, parameters, error classes,
+//! autocommit and transactions); see its docstring.
+//!
+//! Without python3 and psycopg these tests print "SKIPPED" and pass, unless
+//! FRESHET_REQUIRE_CLIENTS=1 (set by CI), where they fail.
+
+mod common;
+
+use std::process::Command;
+
+use common::TestServer;
+
+fn python() -> String {
+    std::env::var("FRESHET_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// Whether python3 with psycopg 3 can run here; fails the test when clients
+/// are required.
+fn psycopg_available() -> bool {
+    let found = Command::new(python())
+        .args([
+            "-c",
+            "import psycopg, sys; sys.exit(0 if psycopg.__version__ >= '3' else 1)",
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("FRESHET_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!(
+                "python3 with psycopg 3 not found, and FRESHET_REQUIRE_CLIENTS=1 requires it \
+                 (python3 -m pip install \"psycopg[binary]\")"
+            );
+        }
+        eprintln!(
+            "\n*** SKIPPED: psycopg not found (python3 -m pip install \"psycopg[binary]\" to run this test) ***\n"
+        );
+        println!("SKIPPED: psycopg not found");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_smoke_script_passes() {
+    if !psycopg_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/psycopg_smoke.py");
+    let mut command = Command::new(python());
+    command
+        .arg(script)
+        .arg(server.addr.ip().to_string())
+        .arg(server.addr.port().to_string())
+        .env_remove("PGOPTIONS")
+        .env("PGTZ", "UTC");
+    let output = tokio::task::spawn_blocking(move || command.output().expect("python3 runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(
+        output.status.success() && failures.is_empty(),
+        "psycopg_smoke.py exited with {:?}; failed checks:\n{}\n\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status.code(),
+        failures.join("\n")
+    );
+    assert_eq!(stdout.lines().last(), Some("ALL OK"), "stdout:\n{stdout}");
+    // The script's checks all ran (a script that stopped early would have
+    // fewer "ok" lines).
+    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(passed >= 45, "only {passed} checks ran:\n{stdout}");
+
+    // What the script committed is there for another client.
+    let client = server.connect().await;
+    let rows = client
+        .query("SELECT id, name FROM people ORDER BY id", &[])
+        .await
+        .unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let expected: Vec<i64> = [1, 2, 20, 21].into_iter().chain(30..40).collect();
+    assert_eq!(ids, expected);
+}
