@@ -1169,7 +1169,6 @@ async fn abandon_large_result(server: &TestServer, rows_to_read: usize) {
             assert_eq!(row.len(), 3);
         }
         conn_task.abort();
-        drop(stream);
         drop(client);
     }
     let _ = conn_task.await;

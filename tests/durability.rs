@@ -613,7 +613,7 @@ async fn kill_9_during_concurrent_writes_keeps_every_acknowledged_row() {
         let distinct: i32 = fields[2].parse().unwrap();
         // Every acknowledged insert is there; at most the one in flight at
         // the kill is there besides; no duplicates, no gaps.
-        if count < n as i32 || count > n as i32 + 1 || distinct != count {
+        if count < n || count > n + 1 || distinct != count {
             missing.push(format!("writer {writer}: {n} acknowledged, found {line}"));
         }
         if count > 0 {

@@ -274,7 +274,7 @@ fn rewrite_arithmetic(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
     ) && let Expr::Literal(value, _) = inner.as_ref()
         && let Some(text) = string_value(value)
     {
-        let bytes = text.map(|t| bytea_input(t)).transpose()?;
+        let bytes = text.map(bytea_input).transpose()?;
         let literal = ScalarValue::Binary(bytes).cast_to(target)?;
         return Ok(Transformed::yes(Expr::Literal(literal, None)));
     }
@@ -472,7 +472,7 @@ pub fn bytea_input(text: &str) -> Result<Vec<u8>> {
                 *bad as char
             )));
         }
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(DataFusionError::Execution(
                 "invalid hexadecimal data: odd number of digits".into(),
             ));

@@ -333,7 +333,7 @@ mod tests {
             count: 0,
         };
         let values: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(6)]));
-        avg.update_batch(&[values.clone()]).unwrap();
+        avg.update_batch(std::slice::from_ref(&values)).unwrap();
         assert_eq!(avg.evaluate().unwrap().to_string(), "3.0000000000000000");
         let one: ArrayRef = Arc::new(Int64Array::from(vec![6]));
         avg.retract_batch(&[one]).unwrap();

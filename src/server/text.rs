@@ -134,8 +134,11 @@ fn render_column(column: &ArrayRef, time_zone: &str) -> Result<Option<ArrayRef>,
     Ok(Some(Arc::new(text)))
 }
 
-/// Interval values as (months, days, microseconds).
-fn intervals(column: &ArrayRef) -> Result<Vec<Option<(i32, i32, i64)>>, ArrowError> {
+/// An interval as (months, days, microseconds).
+type IntervalParts = (i32, i32, i64);
+
+/// Interval values as parts.
+fn intervals(column: &ArrayRef) -> Result<Vec<Option<IntervalParts>>, ArrowError> {
     let unified = cast(column, &DataType::Interval(IntervalUnit::MonthDayNano))?;
     Ok(unified
         .as_primitive::<IntervalMonthDayNanoType>()
