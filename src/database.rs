@@ -25,6 +25,9 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::catalog::SchemaProvider;
 use datafusion::common::{DFSchema, TableReference};
 use datafusion::logical_expr::{DmlStatement, LogicalPlan};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::common::collect;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -48,15 +51,27 @@ pub const COLUMN_LISTING: [&str; 5] = ["Name", "Type", "Nullable", "Default", "P
 
 /// What a statement returns to the client.
 pub enum Outcome {
+    /// Rows, produced as the client reads them: a large result is never
+    /// held in memory whole, and the first rows go out while later ones are
+    /// computed.
     Rows {
         schema: SchemaRef,
-        batches: Vec<RecordBatch>,
+        rows: SendableRecordBatchStream,
     },
     /// A command tag such as `CREATE TABLE` or `INSERT 0 3`.
     Command { tag: String, rows: Option<usize> },
 }
 
 impl Outcome {
+    /// Rows that are already computed.
+    pub fn batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        Outcome::Rows {
+            rows: Box::pin(RecordBatchStreamAdapter::new(schema.clone(), stream)),
+            schema,
+        }
+    }
+
     fn command(tag: &str) -> Self {
         Outcome::Command {
             tag: tag.to_string(),
@@ -318,8 +333,8 @@ impl Database {
         }
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok(Outcome::Rows { schema, batches })
+        let rows = frame.execute_stream().await?;
+        Ok(Outcome::Rows { schema, rows })
     }
 
     /// The live table whose contents a planned scan reads. Matching by the
@@ -472,7 +487,7 @@ impl Database {
                     .plan(&Statement::Query(query.clone()), search_schema)
                     .await?;
                 match self.execute_plan(plan).await? {
-                    Outcome::Rows { schema, batches } => Some((schema, batches)),
+                    Outcome::Rows { schema, rows } => Some((schema, collect(rows).await?)),
                     Outcome::Command { .. } => None,
                 }
             }
@@ -604,10 +619,7 @@ impl Database {
         let names: Vec<String> = catalog.tables_in(&schema).map(|t| t.name.clone()).collect();
         let schema = Arc::new(Schema::new(vec![Field::new("Name", DataType::Utf8, false)]));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(names))])?;
-        Ok(Outcome::Rows {
-            schema,
-            batches: vec![batch],
-        })
+        Ok(Outcome::batches(schema, vec![batch]))
     }
 
     fn show_columns(&self, name: &ObjectName, search_schema: &str) -> Result<Outcome> {
@@ -656,10 +668,7 @@ impl Database {
                 ),
             ],
         )?;
-        Ok(Outcome::Rows {
-            schema: out_schema,
-            batches: vec![batch],
-        })
+        Ok(Outcome::batches(out_schema, vec![batch]))
     }
 }
 

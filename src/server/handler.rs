@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
-use futures::{FutureExt, Sink, SinkExt, stream};
+use futures::{FutureExt, Sink, SinkExt, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
@@ -23,6 +23,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::DataRow;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::types::format::FormatOptions;
 
@@ -206,25 +207,28 @@ fn encode<C: ClientInfo>(
             }
             Ok(Response::Execution(tag))
         }
-        Outcome::Rows { schema, batches } => {
+        Outcome::Rows { schema, rows } => {
             let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
             let schema = rename_columns(&schema, statement);
             let fields = Arc::new(
                 fields_for(&schema, format, options).map_err(|e| Error::Internal(e.to_string()))?,
             );
             let time_zone = session::setting(client, "TimeZone").unwrap_or_default();
-            let rendered = batches
-                .into_iter()
-                .map(|batch| text::render(batch, &schema, format, &time_zone))
-                .collect::<Result<Vec<_>, _>>()?;
+            let format = format.clone();
             let row_fields = fields.clone();
-            let rows = rendered
-                .into_iter()
-                .flat_map(move |batch| encode_recordbatch(row_fields.clone(), batch));
-            Ok(Response::Query(QueryResponse::new(
-                fields,
-                stream::iter(rows),
-            )))
+            // An error while rows are being produced (division by zero in
+            // row 10,000) ends the result with a proper ErrorResponse.
+            let rows = rows.flat_map(move |batch| {
+                let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch
+                    .map_err(Error::from)
+                    .and_then(|b| Ok(text::render(b, &schema, &format, &time_zone)?))
+                {
+                    Ok(batch) => Box::new(encode_recordbatch(row_fields.clone(), batch)),
+                    Err(e) => Box::new(std::iter::once(Err(user_error(&e)))),
+                };
+                stream::iter(encoded)
+            });
+            Ok(Response::Query(QueryResponse::new(fields, rows)))
         }
     }
 }

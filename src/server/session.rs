@@ -312,10 +312,7 @@ fn show<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Result<SessionEffect>
             vec![std::sync::Arc::new(StringArray::from(vec![value.clone()]))],
         )?
     };
-    Ok(SessionEffect::Rows(Outcome::Rows {
-        schema: batch.schema(),
-        batches: vec![batch],
-    }))
+    Ok(SessionEffect::Rows(Outcome::batches(batch.schema(), vec![batch])))
 }
 
 #[cfg(test)]
