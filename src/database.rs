@@ -24,8 +24,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::catalog::SchemaProvider;
 use datafusion::common::{DFSchema, TableReference};
-use datafusion::logical_expr::{DmlStatement, LogicalPlan};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan};
 use datafusion::physical_plan::common::collect;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -146,26 +146,14 @@ impl Database {
 
     fn replay(&self, def: &TableDef) -> Result<TableData> {
         let mut data = TableData::try_new(&def.arrow_schema(), &def.primary_key)?;
-        let entries = self.store.table_changes(def.id.0)?;
-        let logged = entries.len();
-        for (seq, bytes) in entries {
+        for (seq, bytes) in self.store.table_changes(def.id.0)? {
             let change = TableChange::decode(def.id.0, &bytes)?;
             data.apply(&change)?;
             data.replayed_seq(seq);
+            data.logged(bytes.len());
         }
-        let compacted = data.compacted_changes();
-        if logged > 2 * compacted.len() + 8 {
-            let entries = compacted
-                .iter()
-                .map(|c| c.encode())
-                .collect::<Result<Vec<_>, _>>()?;
-            self.store.rewrite_table_log(def.id.0, &entries)?;
-            data = TableData::try_new(&def.arrow_schema(), &def.primary_key)?;
-            for (seq, change) in compacted.iter().enumerate() {
-                data.apply(change)?;
-                data.replayed_seq(seq as u64);
-            }
-            info!(table = %def.name, from = logged, to = entries.len(), "compacted table log");
+        if data.log_outgrown() {
+            compact_log(&self.store, def, &mut data)?;
         }
         info!(table = %def.name, rows = data.row_count(), "table loaded");
         Ok(data)
@@ -444,10 +432,15 @@ impl Database {
             let _guard = guard;
             store.append_changes(live.def.id.0, first_seq, &entries)?;
             store.flush().await?;
-            live.data
-                .write()
-                .expect("table lock poisoned")
-                .apply(&change)?;
+            let mut data = live.data.write().expect("table lock poisoned");
+            data.apply(&change)?;
+            data.logged(entries.iter().map(Vec::len).sum());
+            // Still under the table's writer guard: no append can interleave.
+            // The rewrite is one atomic batch, flushed with the next commit
+            // or by sled's own periodic flush; until then the old log stands.
+            if data.log_outgrown() {
+                compact_log(&store, &live.def, &mut data)?;
+            }
             Ok::<(), Error>(())
         })
         .await
@@ -670,6 +663,14 @@ impl Database {
         )?;
         Ok(Outcome::batches(out_schema, vec![batch]))
     }
+}
+
+/// Replaces a table's log with its current rows, in one atomic sled batch.
+fn compact_log(store: &Store, def: &TableDef, data: &mut TableData) -> Result<()> {
+    let entries = data.compact_log()?;
+    store.rewrite_table_log(def.id.0, &entries)?;
+    info!(table = %def.name, entries = entries.len(), "compacted table log");
+    Ok(())
 }
 
 /// Column definitions and primary key of a plain CREATE TABLE.

@@ -312,7 +312,10 @@ fn show<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Result<SessionEffect>
             vec![std::sync::Arc::new(StringArray::from(vec![value.clone()]))],
         )?
     };
-    Ok(SessionEffect::Rows(Outcome::batches(batch.schema(), vec![batch])))
+    Ok(SessionEffect::Rows(Outcome::batches(
+        batch.schema(),
+        vec![batch],
+    )))
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub struct TableData {
     chunks: Arc<Vec<RecordBatch>>,
     next_rowid: u64,
     next_seq: u64,
+    /// Bytes written to the log since it was last rewritten: when the log
+    /// outgrows the table it describes, it is compacted.
+    log_bytes: usize,
     key_index: Option<KeyIndex>,
 }
 
@@ -86,6 +89,7 @@ impl TableData {
             chunks: Arc::new(Vec::new()),
             next_rowid: 1,
             next_seq: 0,
+            log_bytes: 0,
             key_index,
         })
     }
@@ -121,6 +125,33 @@ impl TableData {
     /// Continues numbering after a replayed log entry.
     pub fn replayed_seq(&mut self, seq: u64) {
         self.next_seq = self.next_seq.max(seq + 1);
+    }
+
+    /// Counts bytes appended to the table's log.
+    pub fn logged(&mut self, bytes: usize) {
+        self.log_bytes += bytes;
+    }
+
+    /// Whether the log holds much more than the table: over twice the
+    /// table's size, plus a floor so small tables are not rewritten often.
+    pub fn log_outgrown(&self) -> bool {
+        const FLOOR: usize = 64 * 1024;
+        let table_bytes: usize = self.chunks.iter().map(|c| c.get_array_memory_size()).sum();
+        self.log_bytes > 2 * table_bytes + FLOOR
+    }
+
+    /// The current rows as log entries of plain inserts, with the sequence
+    /// numbering and byte count restarted for them: the caller replaces the
+    /// whole log with these entries.
+    pub fn compact_log(&mut self) -> Result<Vec<Vec<u8>>, ArrowError> {
+        let entries = self
+            .compacted_changes()
+            .iter()
+            .map(TableChange::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.next_seq = entries.len() as u64;
+        self.log_bytes = entries.iter().map(Vec::len).sum();
+        Ok(entries)
     }
 
     /// Checks that applying `deleted` then `inserted` (stored schema) keeps
@@ -242,8 +273,7 @@ impl TableData {
         Ok(())
     }
 
-    /// The current rows as log entries of plain inserts: a compacted log.
-    pub fn compacted_changes(&self) -> Vec<TableChange> {
+    fn compacted_changes(&self) -> Vec<TableChange> {
         self.chunks
             .iter()
             .map(|c| TableChange {
