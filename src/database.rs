@@ -31,8 +31,8 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, ObjectName, ObjectType, SchemaName, ShowStatementIn,
-    ShowStatementOptions, Statement, TableConstraint,
+    ColumnOption, CreateTable, Insert, ObjectName, ObjectType, SchemaName, ShowStatementIn,
+    ShowStatementOptions, Statement, TableConstraint, TableObject,
 };
 use tracing::info;
 
@@ -95,6 +95,9 @@ pub struct Database {
     tables: RwLock<HashMap<TableId, Arc<LiveTable>>>,
     /// DDL statements run one at a time.
     ddl: tokio::sync::Mutex<()>,
+    /// Bumped by every DDL statement: a plan made at an earlier version may
+    /// name tables that are gone.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl Database {
@@ -109,6 +112,7 @@ impl Database {
             catalog: RwLock::new(catalog),
             tables: RwLock::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
+            version: std::sync::atomic::AtomicU64::new(0),
         };
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
@@ -142,6 +146,16 @@ impl Database {
 
     pub fn session_context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The catalog's version: plans made at the current version are valid.
+    pub fn catalog_version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn catalog_changed(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn replay(&self, def: &TableDef) -> Result<TableData> {
@@ -270,6 +284,11 @@ impl Database {
             }
             return Ok(Outcome::command(DmlKind::Truncate.tag()));
         }
+        if let Statement::Insert(insert) = statement
+            && let Some(outcome) = self.insert_literals(insert, schema).await?
+        {
+            return Ok(outcome);
+        }
         if Self::is_planned(statement) {
             let plan = self.plan(statement, schema).await?;
             return self.execute_plan(plan).await;
@@ -312,6 +331,45 @@ impl Database {
                 crate::sql::statement_kind(other)
             ))),
         }
+    }
+
+    /// `INSERT ... VALUES` of plain literals without the planner (see
+    /// `query::values`); `None` if the statement needs the planner.
+    async fn insert_literals(&self, insert: &Insert, schema: &str) -> Result<Option<Outcome>> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Ok(None);
+        };
+        let Ok((schema, table)) = self.resolve_name(name, schema) else {
+            return Ok(None);
+        };
+        let Some(def) = self
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .table(&schema, &table)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let Some(rows) = query::values::literal_rows(insert, &def) else {
+            return Ok(None);
+        };
+        let Some(live) = self
+            .tables
+            .read()
+            .expect("tables lock poisoned")
+            .get(&def.id)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let guard = live.writer.clone().lock_owned().await;
+        let count = rows.num_rows();
+        self.commit(live, guard, Vec::new(), vec![rows]).await?;
+        Ok(Some(Outcome::Command {
+            tag: "INSERT".into(),
+            rows: Some(count),
+        }))
     }
 
     /// Runs a plan from `plan`, after any parameters have been bound.
@@ -463,6 +521,7 @@ impl Database {
             catalog.create_schema(&name)?;
         }
         self.register_schema(&name)?;
+        self.catalog_changed();
         self.store.flush().await?;
         Ok(Outcome::command("CREATE SCHEMA"))
     }
@@ -522,6 +581,7 @@ impl Database {
             .expect("catalog lock poisoned")
             .create_table(def)?;
         self.register_table(def.clone(), data)?;
+        self.catalog_changed();
         self.store.flush().await?;
         if let Some((_, batches)) = rows {
             let live = self
@@ -562,6 +622,7 @@ impl Database {
                 catalog.drop_table(&schema, &table)?
             };
             self.schema_provider(&schema)?.deregister_table(&table)?;
+            self.catalog_changed();
             self.tables
                 .write()
                 .expect("tables lock poisoned")

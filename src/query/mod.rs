@@ -5,6 +5,7 @@ pub mod dml;
 mod pg_compat;
 mod pg_numeric;
 mod provider;
+pub mod values;
 
 pub use provider::StoredTable;
 

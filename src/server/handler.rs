@@ -13,7 +13,9 @@ use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::sqlparser::ast::Statement;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{Statement, Value, visit_expressions};
 use futures::{FutureExt, Sink, SinkExt, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -274,6 +276,10 @@ impl SimpleQueryHandler for Handler {
 pub struct Prepared {
     statement: Statement,
     plan: Option<LogicalPlan>,
+    /// The catalog version and schema the plan was made at: Execute reuses
+    /// the plan while both still hold.
+    version: u64,
+    schema: String,
 }
 
 pub struct StatementParser {
@@ -292,13 +298,38 @@ impl StatementParser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
-        let plan = if Database::is_planned(&statement) {
+        let version = self.db.catalog_version();
+        // An INSERT without parameters describes as nothing and executes
+        // like a simple query (which may skip the planner for literal
+        // VALUES): planning it here would be wasted work.
+        let literal_insert =
+            matches!(statement, Statement::Insert(_)) && !has_parameters(&statement);
+        let plan = if Database::is_planned(&statement) && !literal_insert {
             Some(self.db.plan(&statement, schema).await?)
         } else {
             None
         };
-        Ok(Some(Prepared { statement, plan }))
+        Ok(Some(Prepared {
+            statement,
+            plan,
+            version,
+            schema: schema.to_string(),
+        }))
     }
+}
+
+fn has_parameters(statement: &Statement) -> bool {
+    let mut found = false;
+    let _ = visit_expressions(statement, |expr| {
+        if let datafusion::sql::sqlparser::ast::Expr::Value(v) = expr
+            && matches!(v.value, Value::Placeholder(_))
+        {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// The columns a statement returns, known before it runs (for Describe).
@@ -424,12 +455,18 @@ impl ExtendedQueryHandler for Handler {
 }
 
 impl Handler {
-    /// Plans the portal's statement afresh and binds its parameters.
+    /// The portal's plan with its parameters bound: the plan made at Parse
+    /// while the catalog and search path are unchanged, a fresh one if not.
     async fn bind(&self, portal: &Portal<Prepared>, schema: &str) -> Result<LogicalPlan> {
-        let plan = self
-            .db
-            .plan(&portal.statement.statement.statement, schema)
-            .await?;
+        let prepared = &portal.statement.statement;
+        let plan = match &prepared.plan {
+            Some(plan)
+                if prepared.version == self.db.catalog_version() && prepared.schema == schema =>
+            {
+                plan.clone()
+            }
+            _ => self.db.plan(&prepared.statement, schema).await?,
+        };
         let values = params::bind(portal, &plan)?;
         Ok(plan.replace_params_with_values(&values)?)
     }

@@ -75,7 +75,7 @@ pub fn rewrite_dml(
             }
         }
         Statement::Update(update) => {
-            if let TableObject::TableName(name) = &update_table_name(update)
+            if let TableFactor::Table { name, .. } = &update.table.relation
                 && let Some(table) = columns(name)
             {
                 for assignment in update.assignments.iter_mut() {
@@ -94,13 +94,6 @@ pub fn rewrite_dml(
         _ => {}
     }
     Ok(())
-}
-
-fn update_table_name(update: &Update) -> TableObject {
-    match &update.table.relation {
-        TableFactor::Table { name, .. } => TableObject::TableName(name.clone()),
-        _ => TableObject::TableName(ObjectName::from(Vec::<Ident>::new())),
-    }
 }
 
 fn is_default(expr: &Expr) -> bool {
