@@ -6,6 +6,7 @@
 //! with panics caught so that a bug becomes an XX000 error for one statement
 //! instead of a dropped connection.
 
+use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -13,8 +14,6 @@ use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
-use std::ops::ControlFlow;
-
 use datafusion::sql::sqlparser::ast::{Statement, Value, visit_expressions};
 use futures::{FutureExt, Sink, SinkExt, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
