@@ -81,6 +81,9 @@ pub enum Error {
     #[error("canceling statement due to statement timeout")]
     StatementTimeout,
 
+    #[error("canceling statement due to user request")]
+    Cancelled,
+
     #[error(transparent)]
     Storage(#[from] StorageError),
 

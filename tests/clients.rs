@@ -1298,3 +1298,46 @@ async fn concurrent_sessions_writing_one_table_add_up() {
         .get(0);
     assert_eq!(n, (SESSIONS * INSERTS) as i64);
 }
+
+/// A query far longer than any machine finishes in a second: 3 billion rows.
+const ENDLESS_QUERY: &str = "SELECT count(*) FROM generate_series(1, 3000000000) AS a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_cancels_a_long_statement() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("SET statement_timeout = '200ms'")
+        .await
+        .unwrap();
+    let error = client
+        .simple_query(ENDLESS_QUERY)
+        .await
+        .expect_err("the statement outlives its timeout");
+    assert_eq!(sqlstate(&error), "57014");
+    assert_alive(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_the_running_statement() {
+    // What psql sends on Ctrl-C: a CancelRequest on a second connection.
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let cancel = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        // Retry until the statement is running and the cancel lands (the
+        // task is aborted then); an attempt before the statement starts is
+        // ignored by the server. Bounded: at most 1,000 attempts.
+        for _ in 0..1000 {
+            let _ = cancel.cancel_query(NoTls).await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    let error = client
+        .simple_query(ENDLESS_QUERY)
+        .await
+        .expect_err("the statement is cancelled");
+    assert_eq!(sqlstate(&error), "57014");
+    canceller.abort();
+    assert_alive(&client).await;
+}

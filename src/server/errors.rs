@@ -50,7 +50,7 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::UndefinedPrepared(_) => "26000",
         Error::DuplicatePrepared(_) => "42P05",
         Error::InvalidParameter(_) => "22023",
-        Error::StatementTimeout => "57014",
+        Error::StatementTimeout | Error::Cancelled => "57014",
         Error::Storage(_) => "58030",
         Error::Internal(_) => "XX000",
         Error::DataFusion(e) => return classify_datafusion(e),

@@ -27,7 +27,9 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::types::format::FormatOptions;
+use tokio::time::Instant;
 
+use super::cancel::{self, CancelSignal};
 use super::errors::error_info;
 use super::params;
 use super::prepared;
@@ -97,7 +99,9 @@ impl Handler {
         if let Some(effect) = session::apply(client, statement) {
             return match effect? {
                 SessionEffect::Response(response) => Ok(response),
-                SessionEffect::Rows(outcome) => encode(client, statement, outcome, format),
+                SessionEffect::Rows(outcome) => {
+                    encode(client, statement, outcome, format, Stop::default())
+                }
                 SessionEffect::Changed { name, value, tag } => {
                     client
                         .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
@@ -117,9 +121,20 @@ impl Handler {
                 None => self.db.execute(statement, &schema).await,
             }
         };
+        let stop = Stop {
+            signal: client
+                .session_extensions()
+                .get::<Arc<CancelSignal>>()
+                .map(|signal| {
+                    let signal: Arc<CancelSignal> = Arc::clone(&signal);
+                    let epoch = signal.epoch();
+                    (signal, epoch)
+                }),
+            deadline: session::statement_timeout(client).map(|limit| Instant::now() + limit),
+        };
         let guarded = AssertUnwindSafe(work).catch_unwind();
-        let outcome = match session::statement_timeout(client) {
-            Some(limit) => tokio::time::timeout(limit, guarded)
+        let outcome = match stop.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, guarded)
                 .await
                 .map_err(|_| Error::StatementTimeout)?,
             None => guarded.await,
@@ -133,7 +148,7 @@ impl Handler {
             tracing::error!(%what, "statement panicked");
             Error::Internal(format!("the statement failed unexpectedly: {what}"))
         })??;
-        encode(client, statement, outcome, format)
+        encode(client, statement, outcome, format, stop)
     }
 }
 
@@ -190,11 +205,20 @@ fn rename_columns(schema: &SchemaRef, statement: &Statement) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// What may stop a statement while its rows stream: a cancel request that
+/// arrives after the statement started (`epoch`), or its deadline.
+#[derive(Default)]
+struct Stop {
+    signal: Option<(Arc<CancelSignal>, u64)>,
+    deadline: Option<Instant>,
+}
+
 fn encode<C: ClientInfo>(
     client: &C,
     statement: &Statement,
     outcome: Outcome,
     format: &Format,
+    stop: Stop,
 ) -> Result<Response> {
     match outcome {
         Outcome::Command { tag, rows } => {
@@ -219,14 +243,17 @@ fn encode<C: ClientInfo>(
             let row_fields = fields.clone();
             // An error while rows are being produced (division by zero in
             // row 10,000) ends the result with a proper ErrorResponse.
-            let rows = rows.flat_map(move |batch| {
-                let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch
-                    .map_err(Error::from)
-                    .and_then(|b| Ok(text::render(b, &schema, &format, &time_zone)?))
-                {
-                    Ok(batch) => Box::new(encode_recordbatch(row_fields.clone(), batch)),
-                    Err(e) => Box::new(std::iter::once(Err(user_error(&e)))),
-                };
+            let batches = cancel::guard(
+                rows.map(|b| b.map_err(Error::from)),
+                stop.signal,
+                stop.deadline,
+            );
+            let rows = batches.flat_map(move |batch| {
+                let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
+                    match batch.and_then(|b| Ok(text::render(b, &schema, &format, &time_zone)?)) {
+                        Ok(batch) => Box::new(encode_recordbatch(row_fields.clone(), batch)),
+                        Err(e) => Box::new(std::iter::once(Err(user_error(&e)))),
+                    };
                 stream::iter(encoded)
             });
             Ok(Response::Query(QueryResponse::new(fields, rows)))

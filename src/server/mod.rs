@@ -5,6 +5,7 @@
 //! Each connection is its own tokio task; a connection that fails or drops in
 //! the middle of a result ends that task only.
 
+mod cancel;
 mod errors;
 mod handler;
 mod params;
@@ -35,6 +36,7 @@ use tracing::{debug, warn};
 
 use crate::database::Database;
 use crate::query;
+use cancel::{Canceller, Signals};
 use handler::Handler;
 
 pub use errors::error_info;
@@ -65,19 +67,24 @@ pub async fn serve(db: Arc<Database>, listener: TcpListener) -> std::io::Result<
 struct Handlers {
     queries: Arc<Handler>,
     startup: Arc<Startup>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<Canceller>,
 }
 
 impl Handlers {
     fn new(db: Arc<Database>) -> Self {
         let connections = Arc::new(ConnectionManager::new());
+        let signals = Arc::new(Signals::default());
         Handlers {
             queries: Arc::new(Handler::new(db)),
             startup: Arc::new(Startup {
                 connections: connections.clone(),
+                signals: signals.clone(),
                 keys: RandomPidSecretKeyGenerator::default(),
             }),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            cancel: Arc::new(Canceller {
+                pgwire: DefaultCancelHandler::new(connections),
+                signals,
+            }),
         }
     }
 }
@@ -104,6 +111,7 @@ impl PgWireServerHandlers for Handlers {
 /// connection so that cancel requests (Ctrl-C in psql) reach it.
 struct Startup {
     connections: Arc<ConnectionManager>,
+    signals: Arc<Signals>,
     keys: RandomPidSecretKeyGenerator,
 }
 
@@ -154,9 +162,12 @@ impl StartupHandler for Startup {
             save_startup_parameters_to_metadata(client, startup);
             let (pid, key) = self.keys.generate(client);
             client.set_pid_and_secret_key(pid, key.clone());
-            let (handle, guard) = self.connections.register(pid, key);
+            let (handle, guard) = self.connections.register(pid, key.clone());
             client.session_extensions().insert(handle);
             client.session_extensions().insert(guard);
+            let (signal, signal_guard) = self.signals.register(pid, key);
+            client.session_extensions().insert(signal);
+            client.session_extensions().insert(signal_guard);
             finish_authentication(client, &Parameters).await?;
         }
         Ok(())
