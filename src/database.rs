@@ -91,7 +91,7 @@ struct LiveTable {
 pub struct Database {
     store: Store,
     ctx: SessionContext,
-    catalog: RwLock<Catalog>,
+    catalog: Arc<RwLock<Catalog>>,
     tables: RwLock<HashMap<TableId, Arc<LiveTable>>>,
     /// DDL statements run one at a time.
     ddl: tokio::sync::Mutex<()>,
@@ -104,12 +104,29 @@ impl Database {
     /// Opens the database on `store`: loads the catalog, replays every table
     /// log, and compacts logs that have grown much larger than their tables.
     pub async fn open(store: Store) -> Result<Arc<Self>> {
-        let catalog = Catalog::load(store.clone())?;
+        let catalog = Arc::new(RwLock::new(Catalog::load(store.clone())?));
         let ctx = query::new_context()?;
+        let declared = catalog.clone();
+        query::declare_column_types(
+            &ctx,
+            Arc::new(move |schema: &str, table: &str| {
+                let catalog = declared.read().ok()?;
+                let def = catalog.table(schema, table)?;
+                Some(
+                    def.columns
+                        .iter()
+                        .map(|c| {
+                            let (oid, modifier) = c.ty.pg_oid_and_modifier();
+                            (c.name.clone(), oid, modifier)
+                        })
+                        .collect(),
+                )
+            }),
+        )?;
         let db = Database {
             store,
             ctx,
-            catalog: RwLock::new(catalog),
+            catalog,
             tables: RwLock::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             version: std::sync::atomic::AtomicU64::new(0),

@@ -153,6 +153,36 @@ impl ColumnType {
         }
     }
 
+    /// The type's OID in PostgreSQL and its type modifier (`atttypmod`:
+    /// -1 for none, length + 4 for character types, `(p << 16 | s) + 4`
+    /// for numeric).
+    pub fn pg_oid_and_modifier(&self) -> (i32, i32) {
+        match self {
+            ColumnType::Boolean => (16, -1),
+            ColumnType::SmallInt => (21, -1),
+            ColumnType::Integer => (23, -1),
+            ColumnType::BigInt => (20, -1),
+            ColumnType::Real => (700, -1),
+            ColumnType::Double => (701, -1),
+            ColumnType::Numeric { precision, scale } => {
+                (1700, ((*precision as i32) << 16 | *scale as i32) + 4)
+            }
+            ColumnType::Text => (25, -1),
+            ColumnType::Varchar(None) => (1043, -1),
+            ColumnType::Varchar(Some(n)) => (1043, *n as i32 + 4),
+            ColumnType::Char(n) => (1042, *n as i32 + 4),
+            ColumnType::Date => (1082, -1),
+            ColumnType::Time => (1083, -1),
+            ColumnType::Timestamp => (1114, -1),
+            ColumnType::TimestampTz => (1184, -1),
+            ColumnType::Interval => (1186, -1),
+            ColumnType::Json => (114, -1),
+            ColumnType::Jsonb => (3802, -1),
+            ColumnType::Bytea => (17, -1),
+            ColumnType::Uuid => (2950, -1),
+        }
+    }
+
     /// The internal name PostgreSQL uses in result column names (`int4`).
     pub fn internal_name(&self) -> &'static str {
         match self {

@@ -2,11 +2,13 @@
 //! catalogs clients expect to find (`pg_catalog`, `information_schema`).
 
 pub mod dml;
+mod pg_attribute;
 mod pg_compat;
 mod pg_numeric;
 mod provider;
 pub mod values;
 
+pub use pg_attribute::DeclaredColumns;
 pub use provider::StoredTable;
 
 use std::sync::Arc;
@@ -29,6 +31,20 @@ pub const DATABASE_NAME: &str = "freshet";
 /// their modern code paths.
 pub fn server_version() -> String {
     format!("16.6 (Freshet {})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Makes `pg_catalog.pg_attribute` report the declared column types.
+pub fn declare_column_types(ctx: &SessionContext, declared: DeclaredColumns) -> Result<()> {
+    let Some(catalog) = ctx.catalog(DATABASE_NAME) else {
+        return Ok(());
+    };
+    if let Some(inner) = catalog.schema("pg_catalog") {
+        catalog.register_schema(
+            "pg_catalog",
+            Arc::new(pg_attribute::PgCatalogWithDeclaredTypes { inner, declared }),
+        )?;
+    }
+    Ok(())
 }
 
 /// A session context with our catalog layout and the PostgreSQL functions.

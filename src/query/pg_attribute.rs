@@ -1,0 +1,198 @@
+//! Declared column types in `pg_catalog.pg_attribute`.
+//!
+//! `datafusion-pg-catalog` derives each column's type from its Arrow type,
+//! so psql's `\d t` would show `text` for a `varchar(20)` and `numeric` for
+//! a `numeric(10,2)`. This wraps its `pg_catalog` schema and, when
+//! `pg_attribute` is read, puts back the type and type modifier each column
+//! was declared with (found through `pg_class` and `pg_namespace` of the
+//! same catalog, so the OIDs agree). Anything it cannot match keeps the
+//! derived answer.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, AsArray, Int32Array, RecordBatch};
+use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
+use datafusion::catalog::memory::MemorySourceConfig;
+use datafusion::catalog::{SchemaProvider, Session};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+
+/// Declared (name, type OID, type modifier) of a table's columns, by schema
+/// and table name.
+pub type DeclaredColumns = Arc<dyn Fn(&str, &str) -> Option<Vec<(String, i32, i32)>> + Send + Sync>;
+
+pub struct PgCatalogWithDeclaredTypes {
+    pub inner: Arc<dyn SchemaProvider>,
+    pub declared: DeclaredColumns,
+}
+
+impl fmt::Debug for PgCatalogWithDeclaredTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgCatalogWithDeclaredTypes").finish()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogWithDeclaredTypes {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let table = self.inner.table(name).await?;
+        if name != "pg_attribute" {
+            return Ok(table);
+        }
+        let (Some(attribute), Some(class), Some(namespace)) = (
+            table,
+            self.inner.table("pg_class").await?,
+            self.inner.table("pg_namespace").await?,
+        ) else {
+            return self.inner.table(name).await;
+        };
+        Ok(Some(Arc::new(Attributes {
+            attribute,
+            class,
+            namespace,
+            declared: self.declared.clone(),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+struct Attributes {
+    attribute: Arc<dyn TableProvider>,
+    class: Arc<dyn TableProvider>,
+    namespace: Arc<dyn TableProvider>,
+    declared: DeclaredColumns,
+}
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attributes").finish()
+    }
+}
+
+async fn read_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+    let plan = table.scan(state, None, &[], None).await?;
+    collect(plan, state.task_ctx()).await
+}
+
+/// `oid` to the value of `column` (a string column) in a catalog table.
+fn names_by_oid(batches: &[RecordBatch], column: &str) -> HashMap<i32, String> {
+    let mut out = HashMap::new();
+    for batch in batches {
+        let (Some(oids), Some(names)) = (batch.column_by_name("oid"), batch.column_by_name(column))
+        else {
+            continue;
+        };
+        let (Some(oids), Some(names)) = (
+            oids.as_primitive_opt::<Int32Type>(),
+            names.as_string_opt::<i32>(),
+        ) else {
+            continue;
+        };
+        for i in 0..batch.num_rows() {
+            if oids.is_valid(i) && names.is_valid(i) {
+                out.insert(oids.value(i), names.value(i).to_string());
+            }
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl TableProvider for Attributes {
+    fn schema(&self) -> SchemaRef {
+        self.attribute.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.attribute.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let attributes = read_all(&self.attribute, state).await?;
+        let classes = read_all(&self.class, state).await?;
+        let namespaces = names_by_oid(&read_all(&self.namespace, state).await?, "nspname");
+        let relnames = names_by_oid(&classes, "relname");
+        let mut relnamespace = HashMap::new();
+        for batch in &classes {
+            if let (Some(oids), Some(spaces)) = (
+                batch.column_by_name("oid"),
+                batch.column_by_name("relnamespace"),
+            ) && let (Some(oids), Some(spaces)) = (
+                oids.as_primitive_opt::<Int32Type>(),
+                spaces.as_primitive_opt::<Int32Type>(),
+            ) {
+                for i in 0..batch.num_rows() {
+                    relnamespace.insert(oids.value(i), spaces.value(i));
+                }
+            }
+        }
+        let mut declared_cache: HashMap<i32, Option<Vec<(String, i32, i32)>>> = HashMap::new();
+        let mut patched = Vec::with_capacity(attributes.len());
+        for batch in attributes {
+            let schema = batch.schema();
+            let (Ok(rel), Ok(name), Ok(typ), Ok(modifier)) = (
+                schema.index_of("attrelid"),
+                schema.index_of("attname"),
+                schema.index_of("atttypid"),
+                schema.index_of("atttypmod"),
+            ) else {
+                patched.push(batch);
+                continue;
+            };
+            let rels = batch.column(rel).as_primitive::<Int32Type>().clone();
+            let names = batch.column(name).as_string::<i32>().clone();
+            let mut types: Vec<Option<i32>> = batch
+                .column(typ)
+                .as_primitive::<Int32Type>()
+                .iter()
+                .collect();
+            let mut modifiers: Vec<Option<i32>> = batch
+                .column(modifier)
+                .as_primitive::<Int32Type>()
+                .iter()
+                .collect();
+            for i in 0..batch.num_rows() {
+                let relid = rels.value(i);
+                let columns = declared_cache.entry(relid).or_insert_with(|| {
+                    let table = relnames.get(&relid)?;
+                    let schema = namespaces.get(relnamespace.get(&relid)?)?;
+                    (self.declared)(schema, table)
+                });
+                if let Some(columns) = columns
+                    && let Some((_, oid, typmod)) =
+                        columns.iter().find(|(n, _, _)| n == names.value(i))
+                {
+                    types[i] = Some(*oid);
+                    modifiers[i] = Some(*typmod);
+                }
+            }
+            let mut columns = batch.columns().to_vec();
+            columns[typ] = Arc::new(Int32Array::from(types));
+            columns[modifier] = Arc::new(Int32Array::from(modifiers));
+            patched.push(RecordBatch::try_new(schema, columns)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[patched],
+            self.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
