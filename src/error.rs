@@ -84,6 +84,9 @@ pub enum Error {
     #[error("canceling statement due to user request")]
     Cancelled,
 
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    TransactionAborted,
+
     #[error(transparent)]
     Storage(#[from] StorageError),
 

@@ -1341,3 +1341,27 @@ async fn a_cancel_request_stops_the_running_statement() {
     canceller.abort();
     assert_alive(&client).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_transaction_block_ignores_commands_until_it_ends() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client.batch_execute("BEGIN").await.unwrap();
+    let error = client
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .expect_err("unknown table");
+    assert_eq!(sqlstate(&error), "42P01");
+    let error = client
+        .simple_query("SELECT 1")
+        .await
+        .expect_err("the block is aborted");
+    assert_eq!(sqlstate(&error), "25P02");
+    let tags = client.simple_query("COMMIT").await.unwrap();
+    assert!(
+        tags.iter()
+            .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))),
+        "COMMIT of an aborted block completes (as ROLLBACK)"
+    );
+    assert_alive(&client).await;
+}

@@ -51,6 +51,7 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::DuplicatePrepared(_) => "42P05",
         Error::InvalidParameter(_) => "22023",
         Error::StatementTimeout | Error::Cancelled => "57014",
+        Error::TransactionAborted => "25P02",
         Error::Storage(_) => "58030",
         Error::Internal(_) => "XX000",
         Error::DataFusion(e) => return classify_datafusion(e),

@@ -25,6 +25,7 @@ use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
+use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::types::format::FormatOptions;
 use tokio::time::Instant;
@@ -71,6 +72,17 @@ impl Handler {
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // After an error inside BEGIN, PostgreSQL ignores everything but the
+        // end of the block; drivers rely on it (psycopg expects 25P02).
+        if client.transaction_status() == TransactionStatus::Error {
+            match statement {
+                Statement::Rollback { .. } => {}
+                Statement::Commit { .. } => {
+                    return Ok(Response::TransactionEnd(Tag::new("ROLLBACK")));
+                }
+                _ => return Err(Error::TransactionAborted),
+            }
+        }
         match statement {
             Statement::Prepare {
                 name, statement, ..
