@@ -745,8 +745,8 @@ impl Database {
 
 /// Replaces a table's log with its current rows, in one atomic sled batch.
 fn compact_log(store: &Store, def: &TableDef, data: &mut TableData) -> Result<()> {
-    let entries = data.compact_log()?;
-    store.rewrite_table_log(def.id.0, &entries)?;
+    let (first_seq, entries) = data.compact_log()?;
+    store.rewrite_table_log(def.id.0, first_seq, &entries)?;
     info!(table = %def.name, entries = entries.len(), "compacted table log");
     Ok(())
 }

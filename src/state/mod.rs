@@ -136,9 +136,16 @@ impl Store {
         Ok(ids)
     }
 
-    /// Replaces a table's whole log with `entries` (numbered from 0), in one
-    /// atomic batch: used to compact a log into the table's current rows.
-    pub fn rewrite_table_log(&self, table: u64, entries: &[Vec<u8>]) -> Result<(), StorageError> {
+    /// Replaces a table's whole log with `entries`, numbered from
+    /// `first_seq`, in one atomic batch: used to compact a log into the
+    /// table's current rows. Sequence numbers keep growing across rewrites,
+    /// so a position in the log never names two different changes.
+    pub fn rewrite_table_log(
+        &self,
+        table: u64,
+        first_seq: u64,
+        entries: &[Vec<u8>],
+    ) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         for key in self
             .log
@@ -148,19 +155,47 @@ impl Store {
             batch.remove(key?);
         }
         for (i, entry) in entries.iter().enumerate() {
-            batch.insert(&log_key(table, i as u64), entry.as_slice());
+            batch.insert(&log_key(table, first_seq + i as u64), entry.as_slice());
         }
         self.log.apply_batch(batch)?;
         Ok(())
     }
 
     pub fn drop_table_log(&self, table: u64) -> Result<(), StorageError> {
-        self.rewrite_table_log(table, &[])
+        self.rewrite_table_log(table, 0, &[])
     }
 
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewritten_logs_keep_their_numbering_and_other_tables() {
+        let store = Store::in_memory().unwrap();
+        store
+            .append_changes(1, 0, &[b"a".to_vec(), b"b".to_vec()])
+            .unwrap();
+        store.append_changes(2, 0, &[b"other".to_vec()]).unwrap();
+        store.rewrite_table_log(1, 2, &[b"ab".to_vec()]).unwrap();
+        store.append_changes(1, 3, &[b"c".to_vec()]).unwrap();
+        assert_eq!(
+            store.table_changes(1).unwrap(),
+            vec![(2, b"ab".to_vec()), (3, b"c".to_vec())]
+        );
+        assert_eq!(
+            store.table_changes(2).unwrap(),
+            vec![(0, b"other".to_vec())]
+        );
+        assert_eq!(store.logged_tables().unwrap(), vec![1, 2]);
+        store.drop_table_log(1).unwrap();
+        assert!(store.table_changes(1).unwrap().is_empty());
+        assert_eq!(store.logged_tables().unwrap(), vec![2]);
     }
 }

@@ -140,18 +140,18 @@ impl TableData {
         self.log_bytes > 2 * table_bytes + FLOOR
     }
 
-    /// The current rows as log entries of plain inserts, with the sequence
-    /// numbering and byte count restarted for them: the caller replaces the
-    /// whole log with these entries.
-    pub fn compact_log(&mut self) -> Result<Vec<Vec<u8>>, ArrowError> {
+    /// The current rows as log entries of plain inserts, numbered from the
+    /// returned sequence number on: the caller replaces the whole log with
+    /// them. Numbering continues where the log stood, never restarts.
+    pub fn compact_log(&mut self) -> Result<(u64, Vec<Vec<u8>>), ArrowError> {
         let entries = self
             .compacted_changes()
             .iter()
             .map(TableChange::encode)
             .collect::<Result<Vec<_>, _>>()?;
-        self.next_seq = entries.len() as u64;
+        let first_seq = self.reserve_seqs(entries.len());
         self.log_bytes = entries.iter().map(Vec::len).sum();
-        Ok(entries)
+        Ok((first_seq, entries))
     }
 
     /// Checks that applying `deleted` then `inserted` (stored schema) keeps
