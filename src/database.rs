@@ -161,10 +161,6 @@ impl Database {
         Ok(Arc::new(db))
     }
 
-    pub fn session_context(&self) -> &SessionContext {
-        &self.ctx
-    }
-
     /// The catalog's version: plans made at the current version are valid.
     pub fn catalog_version(&self) -> u64 {
         self.version.load(std::sync::atomic::Ordering::SeqCst)

@@ -208,19 +208,6 @@ impl ColumnType {
         }
     }
 
-    /// The longest value, in characters, a string column accepts.
-    pub fn max_chars(&self) -> Option<u32> {
-        match self {
-            ColumnType::Varchar(n) => *n,
-            ColumnType::Char(n) => Some(*n),
-            _ => None,
-        }
-    }
-
-    pub fn is_json(&self) -> bool {
-        matches!(self, ColumnType::Json | ColumnType::Jsonb)
-    }
-
     /// The Arrow field for a column of this type, tagged with its PostgreSQL
     /// name so that the wire encoder and `SHOW COLUMNS` can recover it.
     pub fn field(&self, name: &str, nullable: bool) -> Field {

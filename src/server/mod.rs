@@ -39,8 +39,6 @@ use crate::query;
 use cancel::{Canceller, Signals};
 use handler::Handler;
 
-pub use errors::error_info;
-
 /// Serves `db` on `listener` until the task is dropped.
 pub async fn serve(db: Arc<Database>, listener: TcpListener) -> std::io::Result<()> {
     let handlers = Arc::new(Handlers::new(db));

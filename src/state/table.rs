@@ -136,6 +136,9 @@ impl TableData {
     /// table's size, plus a floor so small tables are not rewritten often.
     pub fn log_outgrown(&self) -> bool {
         const FLOOR: usize = 64 * 1024;
+        if self.log_bytes <= FLOOR {
+            return false;
+        }
         let table_bytes: usize = self.chunks.iter().map(|c| c.get_array_memory_size()).sum();
         self.log_bytes > 2 * table_bytes + FLOOR
     }
