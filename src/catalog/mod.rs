@@ -6,9 +6,11 @@
 //! created survives any crash.
 
 mod check;
+mod ddl;
 mod types;
 
 pub use check::{check_rows, uuid_text};
+pub use ddl::{columns_from_schema, table_columns};
 pub use types::{ColumnType, PG_TYPE_KEY};
 
 use std::collections::{BTreeMap, BTreeSet};

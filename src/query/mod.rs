@@ -6,6 +6,7 @@ mod pg_attribute;
 mod pg_compat;
 mod pg_numeric;
 mod provider;
+pub mod show;
 pub mod values;
 
 pub use pg_attribute::DeclaredColumns;

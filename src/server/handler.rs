@@ -403,7 +403,7 @@ fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
         }
         Statement::ShowTables { .. } => text(&["Name"]),
         Statement::ShowColumns { .. } | Statement::ExplainTable { .. } => {
-            text(&crate::database::COLUMN_LISTING)
+            text(&crate::query::show::COLUMN_LISTING)
         }
         _ => None,
     }

@@ -1,0 +1,302 @@
+//! DML: a statement's answer turned into a table change, validated, logged,
+//! made durable and applied.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::TableReference;
+use datafusion::logical_expr::DmlStatement;
+use datafusion::sql::sqlparser::ast::{Insert, TableObject};
+use tracing::info;
+
+use super::*;
+use crate::catalog::TableDef;
+use crate::error::{Error, Result};
+use crate::query::dml::{self, DmlKind, DmlPlan};
+use crate::query::{self, StoredTable};
+use crate::state::{Store, TableChange, TableData};
+
+/// Rows per log entry when a statement writes many: keeps sled values small.
+const ROWS_PER_LOG_ENTRY: usize = 65_536;
+
+impl Database {
+    /// `INSERT ... VALUES` of plain literals without the planner (see
+    /// `query::values`); `None` if the statement needs the planner.
+    pub(super) async fn insert_literals(
+        &self,
+        insert: &Insert,
+        schema: &str,
+    ) -> Result<Option<Outcome>> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Ok(None);
+        };
+        let Ok((schema, table)) = self.resolve_name(name, schema) else {
+            return Ok(None);
+        };
+        let Some(def) = self
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .table(&schema, &table)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let Some(rows) = query::values::literal_rows(insert, &def) else {
+            return Ok(None);
+        };
+        let Some(live) = self
+            .tables
+            .read()
+            .expect("tables lock poisoned")
+            .get(&def.id)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let guard = live.writer.clone().lock_owned().await;
+        let count = rows.num_rows();
+        self.commit(live, guard, Vec::new(), vec![rows]).await?;
+        Ok(Some(Outcome::Command {
+            tag: "INSERT".into(),
+            rows: Some(count),
+        }))
+    }
+
+    /// The live table whose contents a planned scan reads. Matching by the
+    /// data, not the name, finds the table the plan resolved, whatever the
+    /// search path, and fails if it was dropped since.
+    pub(super) fn live_table(
+        &self,
+        target: &StoredTable,
+        name: &TableReference,
+    ) -> Result<Arc<LiveTable>> {
+        self.tables
+            .read()
+            .expect("tables lock poisoned")
+            .values()
+            .find(|live| Arc::ptr_eq(&live.data, target.data()))
+            .cloned()
+            .ok_or_else(|| Error::UndefinedTable(name.table().to_string()))
+    }
+
+    pub(super) async fn execute_dml(&self, statement: &DmlStatement) -> Result<Outcome> {
+        let DmlPlan {
+            kind,
+            table,
+            target,
+            input,
+        } = dml::prepare(statement)?;
+        let live = self.live_table(&target, &table)?;
+        let guard = live.writer.clone().lock_owned().await;
+        let batches = self
+            .ctx
+            .execute_logical_plan(input)
+            .await?
+            .collect()
+            .await?;
+        let (deleted, inserted) = match kind {
+            DmlKind::Insert => (Vec::new(), batches),
+            DmlKind::Delete | DmlKind::Truncate => {
+                let mut ids = rowids_of(&batches, 0)?;
+                ids.sort_unstable();
+                ids.dedup();
+                (ids, Vec::new())
+            }
+            DmlKind::Update => split_update(&batches)?,
+        };
+        let changed = match kind {
+            DmlKind::Insert => inserted.iter().map(RecordBatch::num_rows).sum(),
+            _ => deleted.len(),
+        };
+        self.commit(live, guard, deleted, inserted).await?;
+        Ok(match kind {
+            DmlKind::Insert => Outcome::Command {
+                tag: "INSERT".into(),
+                rows: Some(changed),
+            },
+            DmlKind::Truncate => Outcome::command(kind.tag()),
+            _ => Outcome::Command {
+                tag: kind.tag().into(),
+                rows: Some(changed),
+            },
+        })
+    }
+
+    /// Validates, logs, flushes and applies one statement's change. The
+    /// rows in `inserted` have the table's columns, without row ids.
+    pub(super) async fn commit(
+        &self,
+        live: Arc<LiveTable>,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        deleted: Vec<u64>,
+        inserted: Vec<RecordBatch>,
+    ) -> Result<()> {
+        let def = &live.def;
+        let user_schema = Arc::new(def.arrow_schema());
+        let aligned = inserted
+            .iter()
+            .map(|b| conform(b, &user_schema, def))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = match aligned.first() {
+            None => RecordBatch::new_empty(user_schema.clone()),
+            Some(first) => concat_batches(&first.schema(), &aligned)?,
+        };
+        let rows = crate::catalog::check_rows(def, &rows)?;
+        let (stored, first_seq, entries) = {
+            let mut data = live.data.write().expect("table lock poisoned");
+            let first_id = data.reserve_rowids(rows.num_rows());
+            let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+                first_id..first_id + rows.num_rows() as u64,
+            ));
+            let mut columns = vec![ids];
+            columns.extend(rows.columns().iter().cloned());
+            let stored = RecordBatch::try_new(data.stored_schema().clone(), columns)?;
+            if let Some(conflict) = data.check_keys(&deleted, &stored)? {
+                return Err(Error::UniqueViolation {
+                    constraint: def.primary_key_name(),
+                    detail: format!("Key {} already exists.", conflict.key),
+                });
+            }
+            let entries = log_entries(&deleted, &stored)?;
+            let first_seq = data.reserve_seqs(entries.len());
+            (stored, first_seq, entries)
+        };
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let change = TableChange {
+            deleted,
+            inserted: (stored.num_rows() > 0).then_some(stored),
+        };
+        tokio::spawn(async move {
+            let _guard = guard;
+            store.append_changes(live.def.id.0, first_seq, &entries)?;
+            store.flush().await?;
+            let mut data = live.data.write().expect("table lock poisoned");
+            data.apply(&change)?;
+            data.logged(entries.iter().map(Vec::len).sum());
+            // Still under the table's writer guard: no append can interleave.
+            // The rewrite is one atomic batch, flushed with the next commit
+            // or by sled's own periodic flush; until then the old log stands.
+            if data.log_outgrown() {
+                compact_log(&store, &live.def, &mut data)?;
+            }
+            Ok::<(), Error>(())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("commit task failed: {e}")))?
+    }
+}
+
+/// Replaces a table's log with its current rows, in one atomic sled batch.
+pub(super) fn compact_log(store: &Store, def: &TableDef, data: &mut TableData) -> Result<()> {
+    let (first_seq, entries) = data.compact_log()?;
+    store.rewrite_table_log(def.id.0, first_seq, &entries)?;
+    info!(table = %def.name, entries = entries.len(), "compacted table log");
+    Ok(())
+}
+
+/// A query result batch in the table's exact schema: same types (cast where
+/// the plan produced an equivalent type) and the table's field metadata.
+fn conform(batch: &RecordBatch, schema: &SchemaRef, def: &TableDef) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(Error::Internal(format!(
+            "{} values for {} columns of \"{}\"",
+            batch.num_columns(),
+            schema.fields().len(),
+            def.name
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                Ok(datafusion::arrow::compute::cast(column, field.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Nullability is checked by `check_rows` with PostgreSQL's message;
+    // build against a nullable copy so Arrow does not reject it first.
+    let nullable = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    Ok(RecordBatch::try_new(nullable, columns)?)
+}
+
+fn rowids_of(batches: &[RecordBatch], column: usize) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for batch in batches {
+        let array = batch
+            .column(column)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(|| Error::Internal("row id column is not UInt64".into()))?;
+        ids.extend(array.values().iter().copied());
+    }
+    Ok(ids)
+}
+
+/// UPDATE results carry the new row with the old row id last. A row matched
+/// more than once (UPDATE ... FROM) is updated once, as in PostgreSQL.
+fn split_update(batches: &[RecordBatch]) -> Result<(Vec<u64>, Vec<RecordBatch>)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut deleted = Vec::new();
+    let mut inserted = Vec::new();
+    for batch in batches {
+        let last = batch.num_columns() - 1;
+        let ids = rowids_of(std::slice::from_ref(batch), last)?;
+        let keep: datafusion::arrow::array::BooleanArray =
+            ids.iter().map(|id| Some(seen.insert(*id))).collect();
+        deleted.extend(
+            ids.iter()
+                .zip(keep.values().iter())
+                .filter(|(_, k)| *k)
+                .map(|(id, _)| *id),
+        );
+        let rows = batch.project(&(0..last).collect::<Vec<_>>())?;
+        inserted.push(datafusion::arrow::compute::filter_record_batch(
+            &rows, &keep,
+        )?);
+    }
+    deleted.sort_unstable();
+    Ok((deleted, inserted))
+}
+
+/// Splits a change into log entries of bounded size; deletes go first.
+fn log_entries(deleted: &[u64], stored: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+    let mut entries = Vec::new();
+    if !deleted.is_empty() {
+        entries.push(
+            TableChange {
+                deleted: deleted.to_vec(),
+                inserted: None,
+            }
+            .encode()?,
+        );
+    }
+    let mut offset = 0;
+    while offset < stored.num_rows() {
+        let len = ROWS_PER_LOG_ENTRY.min(stored.num_rows() - offset);
+        entries.push(
+            TableChange {
+                deleted: Vec::new(),
+                inserted: Some(stored.slice(offset, len)),
+            }
+            .encode()?,
+        );
+        offset += len;
+    }
+    Ok(entries)
+}

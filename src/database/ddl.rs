@@ -1,0 +1,152 @@
+//! DDL: schemas and tables created and dropped, in the catalog, the store
+//! and DataFusion's view of them.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::DFSchema;
+use datafusion::physical_plan::common::collect;
+use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, SchemaName, Statement};
+
+use super::*;
+use crate::catalog::{TableDef, TableId};
+use crate::catalog::{columns_from_schema, table_columns};
+use crate::error::{Error, Result};
+use crate::sql::{ident_name, object_name_parts};
+use crate::state::TableData;
+
+impl Database {
+    pub(super) async fn create_schema(
+        &self,
+        name: &SchemaName,
+        if_not_exists: bool,
+    ) -> Result<Outcome> {
+        let name = match name {
+            SchemaName::Simple(name) | SchemaName::NamedAuthorization(name, _) => {
+                object_name_parts(name)?.pop().unwrap_or_default()
+            }
+            SchemaName::UnnamedAuthorization(ident) => ident_name(ident),
+        };
+        let _ddl = self.ddl.lock().await;
+        {
+            let mut catalog = self.catalog.write().expect("catalog lock poisoned");
+            if catalog.has_schema(&name) && if_not_exists {
+                return Ok(Outcome::command("CREATE SCHEMA"));
+            }
+            catalog.create_schema(&name)?;
+        }
+        self.register_schema(&name)?;
+        self.catalog_changed();
+        self.store.flush().await?;
+        Ok(Outcome::command("CREATE SCHEMA"))
+    }
+
+    pub(super) async fn create_table(
+        &self,
+        create: &CreateTable,
+        search_schema: &str,
+    ) -> Result<Outcome> {
+        let (schema, name) = self.resolve_name(&create.name, search_schema)?;
+        if create.query.is_some() && !create.columns.is_empty() {
+            return Err(Error::NotSupported(
+                "CREATE TABLE AS with a column list is not supported".into(),
+            ));
+        }
+        let rows = match &create.query {
+            Some(query) => {
+                let plan = self
+                    .plan(&Statement::Query(query.clone()), search_schema)
+                    .await?;
+                match self.execute_plan(plan).await? {
+                    Outcome::Rows { schema, rows } => Some((schema, collect(rows).await?)),
+                    Outcome::Command { .. } => None,
+                }
+            }
+            None => None,
+        };
+        let (columns, primary_key) = match &rows {
+            Some((schema, _)) => (columns_from_schema(schema)?, Vec::new()),
+            None => table_columns(create)?,
+        };
+        let _ddl = self.ddl.lock().await;
+        if create.if_not_exists
+            && self
+                .catalog
+                .read()
+                .expect("catalog lock poisoned")
+                .table(&schema, &name)
+                .is_some()
+        {
+            return Ok(Outcome::command("CREATE TABLE"));
+        }
+        let def = TableDef {
+            id: TableId(self.store.next_id()?),
+            schema,
+            name,
+            columns,
+            primary_key,
+        };
+        // Check the DEFAULT expressions plan before anything is persisted.
+        let state = self.ctx.state();
+        for column in &def.columns {
+            if let Some(sql) = &column.default {
+                state.create_logical_expr(sql, &DFSchema::empty())?;
+            }
+        }
+        let data = TableData::try_new(&def.arrow_schema(), &def.primary_key)?;
+        let def = self
+            .catalog
+            .write()
+            .expect("catalog lock poisoned")
+            .create_table(def)?;
+        self.register_table(def.clone(), data)?;
+        self.catalog_changed();
+        self.store.flush().await?;
+        if let Some((_, batches)) = rows {
+            let live = self
+                .tables
+                .read()
+                .expect("tables lock poisoned")
+                .get(&def.id)
+                .cloned()
+                .ok_or_else(|| Error::Internal("a created table is not live".into()))?;
+            let guard = live.writer.clone().lock_owned().await;
+            let count = batches.iter().map(RecordBatch::num_rows).sum();
+            self.commit(live, guard, Vec::new(), batches).await?;
+            return Ok(Outcome::Command {
+                tag: "SELECT".into(),
+                rows: Some(count),
+            });
+        }
+        Ok(Outcome::command("CREATE TABLE"))
+    }
+
+    pub(super) async fn drop_tables(
+        &self,
+        names: &[ObjectName],
+        if_exists: bool,
+        search_schema: &str,
+    ) -> Result<Outcome> {
+        let _ddl = self.ddl.lock().await;
+        for name in names {
+            let (schema, table) = self.resolve_name(name, search_schema)?;
+            let def = {
+                let mut catalog = self.catalog.write().expect("catalog lock poisoned");
+                if catalog.table(&schema, &table).is_none() {
+                    if if_exists {
+                        continue;
+                    }
+                    return Err(Error::DropMissingTable(table));
+                }
+                catalog.drop_table(&schema, &table)?
+            };
+            self.schema_provider(&schema)?.deregister_table(&table)?;
+            self.catalog_changed();
+            self.tables
+                .write()
+                .expect("tables lock poisoned")
+                .remove(&def.id);
+            self.store.drop_table_log(def.id.0)?;
+        }
+        self.store.flush().await?;
+        Ok(Outcome::command("DROP TABLE"))
+    }
+}

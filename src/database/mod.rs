@@ -1,0 +1,409 @@
+//! The database as sessions see it: one `execute` for every statement that is
+//! not about the session itself.
+//!
+//! A statement's path: `sql::parse` gives an AST; `execute` dispatches it.
+//! DDL (`ddl`) changes the `catalog` (persisted, then registered with
+//! DataFusion); queries are planned and run by DataFusion (`query`); DML
+//! (`commit`) runs DataFusion's plan of what to change, and the resulting
+//! `TableChange` is validated, written to the table's log in `state`,
+//! flushed, and only then applied to the in-memory table and acknowledged.
+//!
+//! # Invariants
+//! - Every table in the catalog has exactly one `LiveTable` and is registered
+//!   with DataFusion under its schema and name.
+//! - A table's in-memory contents equal the replay of its log: a change is
+//!   applied only after it is durable, and once durable it is always applied
+//!   (the commit step runs in its own task, so a cancelled or disconnected
+//!   statement cannot stop halfway).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::catalog::SchemaProvider;
+use datafusion::common::DFSchema;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    ObjectName, ObjectType, ShowStatementIn, ShowStatementOptions, Statement,
+};
+use tracing::info;
+
+use crate::catalog::{Catalog, DEFAULT_SCHEMA, TableDef, TableId};
+use crate::error::{Error, Result};
+use crate::query::dml::DmlKind;
+use crate::query::{self, StoredTable};
+use crate::sql::object_name_parts;
+use crate::state::{Store, TableChange, TableData};
+
+mod commit;
+mod ddl;
+
+use commit::compact_log;
+
+/// What a statement returns to the client.
+pub enum Outcome {
+    /// Rows, produced as the client reads them: a large result is never
+    /// held in memory whole, and the first rows go out while later ones are
+    /// computed.
+    Rows {
+        schema: SchemaRef,
+        rows: SendableRecordBatchStream,
+    },
+    /// A command tag such as `CREATE TABLE` or `INSERT 0 3`.
+    Command { tag: String, rows: Option<usize> },
+}
+
+impl Outcome {
+    /// Rows that are already computed.
+    pub fn batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        Outcome::Rows {
+            rows: Box::pin(RecordBatchStreamAdapter::new(schema.clone(), stream)),
+            schema,
+        }
+    }
+
+    fn command(tag: &str) -> Self {
+        Outcome::Command {
+            tag: tag.to_string(),
+            rows: None,
+        }
+    }
+}
+
+struct LiveTable {
+    def: Arc<TableDef>,
+    data: Arc<RwLock<TableData>>,
+    /// One writer at a time per table: a DML statement reads, decides and
+    /// commits under it, so UPDATEs never act on a stale row.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+pub struct Database {
+    store: Store,
+    ctx: SessionContext,
+    catalog: Arc<RwLock<Catalog>>,
+    tables: RwLock<HashMap<TableId, Arc<LiveTable>>>,
+    /// DDL statements run one at a time.
+    ddl: tokio::sync::Mutex<()>,
+    /// Bumped by every DDL statement: a plan made at an earlier version may
+    /// name tables that are gone.
+    version: std::sync::atomic::AtomicU64,
+}
+
+impl Database {
+    /// Opens the database on `store`: loads the catalog, replays every table
+    /// log, and compacts logs that have grown much larger than their tables.
+    pub async fn open(store: Store) -> Result<Arc<Self>> {
+        let catalog = Arc::new(RwLock::new(Catalog::load(store.clone())?));
+        let ctx = query::new_context()?;
+        let declared = catalog.clone();
+        query::declare_column_types(
+            &ctx,
+            Arc::new(move |schema: &str, table: &str| {
+                let catalog = declared.read().ok()?;
+                let def = catalog.table(schema, table)?;
+                Some(
+                    def.columns
+                        .iter()
+                        .map(|c| {
+                            let (oid, modifier) = c.ty.pg_oid_and_modifier();
+                            (c.name.clone(), oid, modifier)
+                        })
+                        .collect(),
+                )
+            }),
+        )?;
+        let db = Database {
+            store,
+            ctx,
+            catalog,
+            tables: RwLock::new(HashMap::new()),
+            ddl: tokio::sync::Mutex::new(()),
+            version: std::sync::atomic::AtomicU64::new(0),
+        };
+        let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
+            let catalog = db.catalog.read().expect("catalog lock poisoned");
+            (
+                catalog.schemas().map(str::to_string).collect(),
+                catalog.tables().cloned().collect(),
+            )
+        };
+        for schema in &schemas {
+            db.register_schema(schema)?;
+        }
+        for def in defs {
+            let data = db.replay(&def)?;
+            db.register_table(def, data)?;
+        }
+        let live: Vec<u64> = db
+            .tables
+            .read()
+            .expect("lock")
+            .keys()
+            .map(|id| id.0)
+            .collect();
+        for orphan in db.store.logged_tables()? {
+            if !live.contains(&orphan) {
+                db.store.drop_table_log(orphan)?;
+            }
+        }
+        db.store.flush().await?;
+        Ok(Arc::new(db))
+    }
+
+    /// The catalog's version: plans made at the current version are valid.
+    pub fn catalog_version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn catalog_changed(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn replay(&self, def: &TableDef) -> Result<TableData> {
+        let mut data = TableData::try_new(&def.arrow_schema(), &def.primary_key)?;
+        for (seq, bytes) in self.store.table_changes(def.id.0)? {
+            let change = TableChange::decode(def.id.0, &bytes)?;
+            data.apply(&change)?;
+            data.replayed_seq(seq);
+            data.logged(bytes.len());
+        }
+        if data.log_outgrown() {
+            compact_log(&self.store, def, &mut data)?;
+        }
+        info!(table = %def.name, rows = data.row_count(), "table loaded");
+        Ok(data)
+    }
+
+    fn register_schema(&self, name: &str) -> Result<()> {
+        let catalog = self
+            .ctx
+            .catalog(query::DATABASE_NAME)
+            .ok_or_else(|| Error::Internal("the DataFusion catalog is missing".into()))?;
+        if catalog.schema(name).is_none() {
+            catalog.register_schema(name, Arc::new(MemorySchemaProvider::new()))?;
+        }
+        Ok(())
+    }
+
+    fn register_table(&self, def: Arc<TableDef>, data: TableData) -> Result<()> {
+        let data = Arc::new(RwLock::new(data));
+        let state = self.ctx.state();
+        let mut defaults = HashMap::new();
+        for column in &def.columns {
+            if let Some(sql) = &column.default {
+                defaults.insert(
+                    column.name.clone(),
+                    state.create_logical_expr(sql, &DFSchema::empty())?,
+                );
+            }
+        }
+        let provider = StoredTable::new(Arc::new(def.arrow_schema()), data.clone(), defaults);
+        self.schema_provider(&def.schema)?
+            .register_table(def.name.clone(), Arc::new(provider))?;
+        self.tables.write().expect("tables lock poisoned").insert(
+            def.id,
+            Arc::new(LiveTable {
+                def,
+                data,
+                writer: Arc::new(tokio::sync::Mutex::new(())),
+            }),
+        );
+        Ok(())
+    }
+
+    fn schema_provider(&self, schema: &str) -> Result<Arc<dyn SchemaProvider>> {
+        self.ctx
+            .catalog(query::DATABASE_NAME)
+            .and_then(|c| c.schema(schema))
+            .ok_or_else(|| Error::UndefinedSchema(schema.to_string()))
+    }
+
+    /// Plans a statement DataFusion understands (queries and DML), with `$n`
+    /// placeholders left in: the extended protocol learns parameter and
+    /// result types from this plan.
+    /// `schema` is where unqualified names resolve (the session's search_path).
+    pub async fn plan(&self, statement: &Statement, schema: &str) -> Result<LogicalPlan> {
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().catalog.default_schema = schema.to_string();
+        let mut statement = statement.clone();
+        crate::sql::dedupe_projection(&mut statement);
+        crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
+        Ok(state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?)
+    }
+
+    fn column_defaults(
+        &self,
+        name: &ObjectName,
+        schema: &str,
+    ) -> Option<crate::sql::ColumnDefaults> {
+        let (schema, table) = self.resolve_name(name, schema).ok()?;
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        let def = catalog.table(&schema, &table)?;
+        Some(
+            def.columns
+                .iter()
+                .map(|c| (c.name.clone(), c.default.clone()))
+                .collect(),
+        )
+    }
+
+    /// The first schema of a search path that exists (`"$user"` never does:
+    /// there are no per-user schemas), or `public`.
+    pub fn search_path_schema(&self, search_path: &str) -> String {
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        search_path
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .find(|s| catalog.has_schema(s))
+            .unwrap_or_else(|| DEFAULT_SCHEMA.to_string())
+    }
+
+    /// Whether DataFusion plans this statement (see `plan`).
+    pub fn is_planned(statement: &Statement) -> bool {
+        matches!(
+            statement,
+            Statement::Query(_)
+                | Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+                | Statement::Explain { .. }
+                | Statement::Truncate(_)
+        )
+    }
+
+    pub async fn execute(&self, statement: &Statement, schema: &str) -> Result<Outcome> {
+        if let Statement::Truncate(truncate) = statement
+            && truncate.table_names.len() > 1
+        {
+            // One table at a time: DataFusion plans TRUNCATE of one table.
+            for target in &truncate.table_names {
+                let mut single = truncate.clone();
+                single.table_names = vec![target.clone()];
+                Box::pin(self.execute(&Statement::Truncate(single), schema)).await?;
+            }
+            return Ok(Outcome::command(DmlKind::Truncate.tag()));
+        }
+        if let Statement::Insert(insert) = statement
+            && let Some(outcome) = self.insert_literals(insert, schema).await?
+        {
+            return Ok(outcome);
+        }
+        if Self::is_planned(statement) {
+            let plan = self.plan(statement, schema).await?;
+            return self.execute_plan(plan).await;
+        }
+        match statement {
+            Statement::CreateTable(create) => self.create_table(create, schema).await,
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => self.create_schema(schema_name, *if_not_exists).await,
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => self.drop_tables(names, *if_exists, schema).await,
+            Statement::CreateView(view) if view.materialized => Err(Error::NotSupported(
+                "CREATE MATERIALIZED VIEW is not supported yet: incremental materialized views \
+                 arrive with the streaming engine"
+                    .into(),
+            )),
+            Statement::ShowTables { show_options, .. } => self.show_tables(show_options, schema),
+            Statement::ShowColumns { show_options, .. } => {
+                let Some(ShowStatementIn {
+                    parent_name: Some(name),
+                    ..
+                }) = &show_options.show_in
+                else {
+                    return Err(Error::Syntax {
+                        message: "SHOW COLUMNS needs FROM <table>".into(),
+                        position: None,
+                    });
+                };
+                self.show_columns(name, schema)
+            }
+            Statement::ExplainTable { table_name, .. } => self.show_columns(table_name, schema),
+            other => Err(Error::NotSupported(format!(
+                "{} is not supported",
+                crate::sql::statement_kind(other)
+            ))),
+        }
+    }
+
+    /// Runs a plan from `plan`, after any parameters have been bound.
+    pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Outcome> {
+        if let LogicalPlan::Dml(dml) = &plan {
+            return self.execute_dml(dml).await;
+        }
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let rows = frame.execute_stream().await?;
+        Ok(Outcome::Rows { schema, rows })
+    }
+
+    fn show_tables(&self, options: &ShowStatementOptions, search_schema: &str) -> Result<Outcome> {
+        let schema = match &options.show_in {
+            Some(ShowStatementIn {
+                parent_name: Some(name),
+                ..
+            }) => object_name_parts(name)?.pop().unwrap_or_default(),
+            _ => search_schema.to_string(),
+        };
+        let batch = query::show::tables(
+            &self.catalog.read().expect("catalog lock poisoned"),
+            &schema,
+        )?;
+        Ok(Outcome::batches(batch.schema(), vec![batch]))
+    }
+
+    fn show_columns(&self, name: &ObjectName, search_schema: &str) -> Result<Outcome> {
+        let (schema, table) = self.resolve_name(name, search_schema)?;
+        let def = self
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .table(&schema, &table)
+            .cloned()
+            .ok_or(Error::UndefinedTable(table))?;
+        let batch = query::show::columns(&def)?;
+        Ok(Outcome::batches(batch.schema(), vec![batch]))
+    }
+
+    /// `[schema.]name` with the default schema filled in, checked to exist.
+    fn resolve_name(&self, name: &ObjectName, search_schema: &str) -> Result<(String, String)> {
+        let mut parts = object_name_parts(name)?;
+        let table = parts.pop().unwrap_or_default();
+        let schema = match parts.len() {
+            0 => search_schema.to_string(),
+            1 => parts.remove(0),
+            2 if parts[0] == query::DATABASE_NAME => parts.remove(1),
+            _ => {
+                return Err(Error::NotSupported(format!(
+                    "cross-database references are not implemented: {name}"
+                )));
+            }
+        };
+        if !self
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .has_schema(&schema)
+        {
+            return Err(Error::UndefinedSchema(schema));
+        }
+        Ok((schema, table))
+    }
+}
