@@ -70,6 +70,19 @@ pub enum Error {
     #[error("prepared statement \"{0}\" already exists")]
     DuplicatePrepared(String),
 
+    /// DROP of a relation that materialized views still read (2BP01).
+    #[error("cannot drop {what} because other objects depend on it")]
+    DependentObjects { what: String, detail: String },
+
+    /// The statement names an object of another kind (DROP MATERIALIZED
+    /// VIEW of a table).
+    #[error("{0}")]
+    WrongObjectType(String),
+
+    /// A plan node the engine cannot maintain incrementally; names it.
+    #[error("{0}")]
+    NotIncremental(String),
+
     /// Valid SQL that Freshet does not do (yet). The message names the feature.
     #[error("{0}")]
     NotSupported(String),
@@ -84,6 +97,10 @@ pub enum Error {
     #[error("canceling statement due to user request")]
     Cancelled,
 
+    /// A transaction waited too long for another writer's table.
+    #[error("could not obtain lock on relation \"{0}\"")]
+    LockNotAvailable(String),
+
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
 
@@ -96,6 +113,16 @@ pub enum Error {
     /// A broken invariant inside Freshet: a bug, please report it.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::stream::StreamError> for Error {
+    fn from(e: crate::stream::StreamError) -> Self {
+        match e {
+            crate::stream::StreamError::Arrow(e) => e.into(),
+            crate::stream::StreamError::DataFusion(e) => Error::DataFusion(e),
+            crate::stream::StreamError::Internal(m) => Error::Internal(m),
+        }
+    }
 }
 
 impl From<datafusion::arrow::error::ArrowError> for Error {

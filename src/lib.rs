@@ -10,10 +10,12 @@
 pub mod catalog;
 pub mod database;
 pub mod error;
+pub mod plan;
 pub mod query;
 pub mod server;
 pub mod sql;
 pub mod state;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +33,9 @@ pub enum Storage {
     InMemory,
 }
 
+/// How often the engine runs an epoch when nobody asks (FLUSH runs one now).
+pub const DEFAULT_EPOCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Opens the database and binds the listener; returns the bound address and
 /// a future that serves until dropped. Tests use this to run a real server
 /// in-process on port 0.
@@ -38,11 +43,20 @@ pub async fn start(
     storage: Storage,
     listen: &str,
 ) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    start_with(storage, listen, DEFAULT_EPOCH_INTERVAL).await
+}
+
+/// `start` with an epoch interval of one's own.
+pub async fn start_with(
+    storage: Storage,
+    listen: &str,
+    epoch_interval: std::time::Duration,
+) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let store = match &storage {
         Storage::Directory(path) => state::Store::open(path)?,
         Storage::InMemory => state::Store::in_memory()?,
     };
-    let db: Arc<Database> = Database::open(store).await?;
+    let db: Arc<Database> = Database::open(store, epoch_interval).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::InvalidParameter(format!("cannot listen on {listen}: {e}")))?;

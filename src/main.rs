@@ -26,6 +26,11 @@ struct Args {
     in_memory: bool,
 
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
+    /// How often materialized views advance, in milliseconds (FLUSH
+    /// advances them at once).
+    #[arg(long, default_value_t = 100)]
+    epoch_interval_ms: u64,
+
     #[arg(long, default_value = "info")]
     log_level: String,
 }
@@ -41,7 +46,13 @@ async fn main() -> ExitCode {
     } else {
         Storage::Directory(args.data_dir.clone())
     };
-    let (addr, serve) = match freshet::start(storage, &args.listen).await {
+    let (addr, serve) = match freshet::start_with(
+        storage,
+        &args.listen,
+        std::time::Duration::from_millis(args.epoch_interval_ms.max(1)),
+    )
+    .await
+    {
         Ok(started) => started,
         Err(e) => {
             tracing::error!("cannot start: {e}");

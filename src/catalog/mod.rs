@@ -1,4 +1,5 @@
-//! What exists: schemas and tables, with their columns and constraints.
+//! What exists: schemas, tables with their columns and constraints, and
+//! materialized views with the relations they read.
 //!
 //! The catalog is small and read on every statement, so it lives in memory
 //! and is written through to the store on every change; the caller flushes
@@ -27,6 +28,7 @@ pub const DEFAULT_SCHEMA: &str = "public";
 
 const SCHEMA_PREFIX: &str = "schema/";
 const TABLE_PREFIX: &str = "table/";
+const MV_PREFIX: &str = "mv/";
 
 /// A table's identity for the life of the data directory; names can be
 /// dropped and reused, ids never are.
@@ -37,6 +39,42 @@ impl fmt::Display for TableId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
+}
+
+/// A materialized view's identity; drawn from the same sequence as table
+/// ids, so the two never collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MvId(pub u64);
+
+/// Something a query can read and a dataflow can follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Relation {
+    Table(TableId),
+    Mv(MvId),
+}
+
+impl fmt::Display for Relation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Relation::Table(id) => write!(f, "table {id}"),
+            Relation::Mv(id) => write!(f, "materialized view {}", id.0),
+        }
+    }
+}
+
+/// A materialized view as declared. Its columns come from planning `sql`
+/// (again at every start, in `search_schema`), not from the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MvDef {
+    pub id: MvId,
+    pub schema: String,
+    pub name: String,
+    /// The defining query, as SQL text.
+    pub sql: String,
+    /// Where unqualified names in `sql` resolved when it was created.
+    pub search_schema: String,
+    /// The tables and MVs the query reads.
+    pub inputs: Vec<Relation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +116,7 @@ pub struct Catalog {
     store: Store,
     schemas: BTreeSet<String>,
     tables: BTreeMap<(String, String), Arc<TableDef>>,
+    mvs: BTreeMap<(String, String), Arc<MvDef>>,
 }
 
 impl Catalog {
@@ -87,6 +126,7 @@ impl Catalog {
             store,
             schemas: BTreeSet::new(),
             tables: BTreeMap::new(),
+            mvs: BTreeMap::new(),
         };
         for (key, value) in catalog.store.catalog_entries()? {
             if let Some(name) = key.strip_prefix(SCHEMA_PREFIX) {
@@ -98,12 +138,27 @@ impl Catalog {
                 catalog
                     .tables
                     .insert((def.schema.clone(), def.name.clone()), Arc::new(def));
+            } else if key.starts_with(MV_PREFIX) {
+                let def: MvDef = serde_json::from_slice(&value).map_err(|e| {
+                    Error::Internal(format!("catalog entry {key} does not decode: {e}"))
+                })?;
+                catalog
+                    .mvs
+                    .insert((def.schema.clone(), def.name.clone()), Arc::new(def));
             }
         }
         if !catalog.schemas.contains(DEFAULT_SCHEMA) {
             catalog.create_schema(DEFAULT_SCHEMA)?;
         }
         Ok(catalog)
+    }
+
+    /// Writes one definition through to the store.
+    fn put(&self, key: &str, def: &impl Serialize) -> Result<()> {
+        let bytes = serde_json::to_vec(def)
+            .map_err(|e| Error::Internal(format!("definition {key} does not encode: {e}")))?;
+        self.store.put_catalog(key, &bytes)?;
+        Ok(())
     }
 
     pub fn schemas(&self) -> impl Iterator<Item = &str> {
@@ -141,13 +196,10 @@ impl Catalog {
             return Err(Error::UndefinedSchema(def.schema));
         }
         let key = (def.schema.clone(), def.name.clone());
-        if self.tables.contains_key(&key) {
+        if self.tables.contains_key(&key) || self.mvs.contains_key(&key) {
             return Err(Error::DuplicateTable(def.name));
         }
-        let bytes = serde_json::to_vec(&def)
-            .map_err(|e| Error::Internal(format!("table definition does not encode: {e}")))?;
-        self.store
-            .put_catalog(&format!("{TABLE_PREFIX}{}", def.id), &bytes)?;
+        self.put(&format!("{TABLE_PREFIX}{}", def.id), &def)?;
         let def = Arc::new(def);
         self.tables.insert(key, def.clone());
         Ok(def)
@@ -163,6 +215,79 @@ impl Catalog {
         self.store
             .remove_catalog(&format!("{TABLE_PREFIX}{}", def.id))?;
         self.tables.remove(&key);
+        Ok(def)
+    }
+}
+
+impl Catalog {
+    pub fn mv(&self, schema: &str, name: &str) -> Option<&Arc<MvDef>> {
+        self.mvs.get(&(schema.to_string(), name.to_string()))
+    }
+
+    /// Every MV, in creation order (ids grow), which is also an order in
+    /// which each MV comes after the MVs it reads.
+    pub fn mvs(&self) -> Vec<Arc<MvDef>> {
+        let mut all: Vec<Arc<MvDef>> = self.mvs.values().cloned().collect();
+        all.sort_by_key(|m| m.id);
+        all
+    }
+
+    pub fn mvs_in<'a>(&'a self, schema: &'a str) -> impl Iterator<Item = &'a Arc<MvDef>> {
+        self.mvs.values().filter(move |m| m.schema == schema)
+    }
+
+    /// The MVs that read `relation` directly.
+    pub fn dependents(&self, relation: Relation) -> Vec<Arc<MvDef>> {
+        let mut found: Vec<Arc<MvDef>> = self
+            .mvs
+            .values()
+            .filter(|m| m.inputs.contains(&relation))
+            .cloned()
+            .collect();
+        found.sort_by_key(|m| m.id);
+        found
+    }
+
+    /// The name of a table or MV, for messages.
+    pub fn relation_name(&self, relation: Relation) -> Option<String> {
+        match relation {
+            Relation::Table(id) => self
+                .tables
+                .values()
+                .find(|t| t.id == id)
+                .map(|t| t.name.clone()),
+            Relation::Mv(id) => self
+                .mvs
+                .values()
+                .find(|m| m.id == id)
+                .map(|m| m.name.clone()),
+        }
+    }
+
+    pub fn create_mv(&mut self, def: MvDef) -> Result<Arc<MvDef>> {
+        if !self.schemas.contains(&def.schema) {
+            return Err(Error::UndefinedSchema(def.schema));
+        }
+        let key = (def.schema.clone(), def.name.clone());
+        if self.tables.contains_key(&key) || self.mvs.contains_key(&key) {
+            return Err(Error::DuplicateTable(def.name));
+        }
+        self.put(&format!("{MV_PREFIX}{}", def.id.0), &def)?;
+        let def = Arc::new(def);
+        self.mvs.insert(key, def.clone());
+        Ok(def)
+    }
+
+    pub fn drop_mv(&mut self, schema: &str, name: &str) -> Result<Arc<MvDef>> {
+        let key = (schema.to_string(), name.to_string());
+        let def = self
+            .mvs
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Error::UndefinedTable(name.to_string()))?;
+        self.store
+            .remove_catalog(&format!("{MV_PREFIX}{}", def.id.0))?;
+        self.mvs.remove(&key);
         Ok(def)
     }
 }

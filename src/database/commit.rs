@@ -1,5 +1,6 @@
-//! DML: a statement's answer turned into a table change, validated, logged,
-//! made durable and applied.
+//! DML: a statement's answer turned into a table change, validated, and
+//! either committed at once (logged, synced, applied, handed to the epoch
+//! runtime) or kept in the session's open transaction until COMMIT.
 
 use std::sync::Arc;
 
@@ -11,12 +12,14 @@ use datafusion::logical_expr::DmlStatement;
 use datafusion::sql::sqlparser::ast::{Insert, TableObject};
 use tracing::info;
 
+use super::transaction::Transaction;
 use super::*;
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::query::dml::{self, DmlKind, DmlPlan};
 use crate::query::{self, StoredTable};
 use crate::state::{Store, TableChange, TableData};
+use crate::stream::runtime::TableDelta;
 
 /// Rows per log entry when a statement writes many: keeps sled values small.
 const ROWS_PER_LOG_ENTRY: usize = 65_536;
@@ -28,6 +31,7 @@ impl Database {
         &self,
         insert: &Insert,
         schema: &str,
+        txn: Option<&mut Transaction>,
     ) -> Result<Option<Outcome>> {
         let TableObject::TableName(name) = &insert.table else {
             return Ok(None);
@@ -56,9 +60,8 @@ impl Database {
         else {
             return Ok(None);
         };
-        let guard = live.writer.clone().lock_owned().await;
         let count = rows.num_rows();
-        self.commit(live, guard, Vec::new(), vec![rows]).await?;
+        self.write(live, Vec::new(), vec![rows], txn).await?;
         Ok(Some(Outcome::Command {
             tag: "INSERT".into(),
             rows: Some(count),
@@ -82,7 +85,11 @@ impl Database {
             .ok_or_else(|| Error::UndefinedTable(name.table().to_string()))
     }
 
-    pub(super) async fn execute_dml(&self, statement: &DmlStatement) -> Result<Outcome> {
+    pub(super) async fn execute_dml(
+        &self,
+        statement: &DmlStatement,
+        mut txn: Option<&mut Transaction>,
+    ) -> Result<Outcome> {
         let DmlPlan {
             kind,
             table,
@@ -90,13 +97,17 @@ impl Database {
             input,
         } = dml::prepare(statement)?;
         let live = self.live_table(&target, &table)?;
-        let guard = live.writer.clone().lock_owned().await;
-        let batches = self
-            .ctx
-            .execute_logical_plan(input)
-            .await?
-            .collect()
-            .await?;
+        // Decide under the table's writer lock, so the rows read are the
+        // rows changed: held until the commit, or until the transaction ends.
+        let guard = match txn.as_deref_mut() {
+            None => Some(live.writer.clone().lock_owned().await),
+            Some(txn) => {
+                txn.enter(&live).await?;
+                None
+            }
+        };
+        let state = self.state_for(&input, txn.as_deref());
+        let batches = DataFrame::new(state, input).collect().await?;
         let (deleted, inserted) = match kind {
             DmlKind::Insert => (Vec::new(), batches),
             DmlKind::Delete | DmlKind::Truncate => {
@@ -111,7 +122,11 @@ impl Database {
             DmlKind::Insert => inserted.iter().map(RecordBatch::num_rows).sum(),
             _ => deleted.len(),
         };
-        self.commit(live, guard, deleted, inserted).await?;
+        match (txn, guard) {
+            (Some(txn), _) => txn.stage(&live, deleted, inserted)?,
+            (None, Some(guard)) => self.commit(live, guard, deleted, inserted).await?,
+            (None, None) => return Err(Error::Internal("a write without its lock".into())),
+        }
         Ok(match kind {
             DmlKind::Insert => Outcome::Command {
                 tag: "INSERT".into(),
@@ -125,7 +140,27 @@ impl Database {
         })
     }
 
-    /// Validates, logs, flushes and applies one statement's change. The
+    /// Writes one statement's change: at once, or into the transaction.
+    async fn write(
+        &self,
+        live: Arc<LiveTable>,
+        deleted: Vec<u64>,
+        inserted: Vec<RecordBatch>,
+        txn: Option<&mut Transaction>,
+    ) -> Result<()> {
+        match txn {
+            Some(txn) => {
+                txn.enter(&live).await?;
+                txn.stage(&live, deleted, inserted)
+            }
+            None => {
+                let guard = live.writer.clone().lock_owned().await;
+                self.commit(live, guard, deleted, inserted).await
+            }
+        }
+    }
+
+    /// Validates, logs, syncs and applies one statement's change. The
     /// rows in `inserted` have the table's columns, without row ids.
     pub(super) async fn commit(
         &self,
@@ -134,62 +169,123 @@ impl Database {
         deleted: Vec<u64>,
         inserted: Vec<RecordBatch>,
     ) -> Result<()> {
-        let def = &live.def;
-        let user_schema = Arc::new(def.arrow_schema());
-        let aligned = inserted
-            .iter()
-            .map(|b| conform(b, &user_schema, def))
-            .collect::<Result<Vec<_>>>()?;
-        let rows = match aligned.first() {
-            None => RecordBatch::new_empty(user_schema.clone()),
-            Some(first) => concat_batches(&first.schema(), &aligned)?,
+        let change = {
+            let data = live.data.write().expect("table lock poisoned");
+            prepare_change(&live.def, &data, deleted, inserted)?
         };
-        let rows = crate::catalog::check_rows(def, &rows)?;
-        let (stored, first_seq, entries) = {
-            let mut data = live.data.write().expect("table lock poisoned");
-            let first_id = data.reserve_rowids(rows.num_rows());
-            let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
-                first_id..first_id + rows.num_rows() as u64,
-            ));
-            let mut columns = vec![ids];
-            columns.extend(rows.columns().iter().cloned());
-            let stored = RecordBatch::try_new(data.stored_schema().clone(), columns)?;
-            if let Some(conflict) = data.check_keys(&deleted, &stored)? {
-                return Err(Error::UniqueViolation {
-                    constraint: def.primary_key_name(),
-                    detail: format!("Key {} already exists.", conflict.key),
-                });
-            }
-            let entries = log_entries(&deleted, &stored)?;
-            let first_seq = data.reserve_seqs(entries.len());
-            (stored, first_seq, entries)
-        };
-        if entries.is_empty() {
+        if change.is_empty() {
             return Ok(());
         }
-        let store = self.store.clone();
-        let change = TableChange {
-            deleted,
-            inserted: (stored.num_rows() > 0).then_some(stored),
-        };
-        tokio::spawn(async move {
-            let _guard = guard;
-            store.append_changes(live.def.id.0, first_seq, &entries)?;
-            store.flush().await?;
-            let mut data = live.data.write().expect("table lock poisoned");
-            data.apply(&change)?;
-            data.logged(entries.iter().map(Vec::len).sum());
-            // Still under the table's writer guard: no append can interleave.
-            // The rewrite is one atomic batch, flushed with the next commit
-            // or by sled's own periodic flush; until then the old log stands.
-            if data.log_outgrown() {
-                compact_log(&store, &live.def, &mut data)?;
+        self.commit_changes(vec![(live, vec![change])], vec![guard])
+            .await
+    }
+
+    /// Makes the changes of one statement or one transaction durable in
+    /// one atomic sled batch, applies them, and hands them to the runtime as
+    /// one message, so they enter one epoch together. Runs in its own task:
+    /// a cancelled statement or a vanished client cannot stop it halfway.
+    /// The writer guards are released only when it is done.
+    pub(super) async fn commit_changes(
+        &self,
+        changes: super::transaction::Changes,
+        guards: Vec<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<()> {
+        let mut logged = Vec::with_capacity(changes.len());
+        for (live, table_changes) in &changes {
+            let mut entries = Vec::new();
+            for change in table_changes {
+                let stored = change.inserted.clone().unwrap_or_else(|| {
+                    RecordBatch::new_empty(
+                        live.data
+                            .read()
+                            .expect("table lock poisoned")
+                            .stored_schema()
+                            .clone(),
+                    )
+                });
+                entries.extend(log_entries(&change.deleted, &stored)?);
             }
+            let first_seq = live
+                .data
+                .write()
+                .expect("table lock poisoned")
+                .reserve_seqs(entries.len());
+            logged.push((live.def.id.0, first_seq, entries));
+        }
+        let store = self.store.clone();
+        let runtime = self.runtime.clone();
+        let order = self.order.clone();
+        tokio::spawn(async move {
+            let _guards = guards;
+            store.append_changes_of(&logged)?;
+            store.flush().await?;
+            // Applied and handed on under the order lock: the runtime sees
+            // changes in the order readers of the tables do.
+            let _order = order.lock().await;
+            let mut deltas = Vec::new();
+            for ((live, table_changes), (_, _, entries)) in changes.into_iter().zip(&logged) {
+                let mut data = live.data.write().expect("table lock poisoned");
+                for change in table_changes {
+                    let removed = data.apply(&change)?;
+                    deltas.push(TableDelta {
+                        table: live.def.id,
+                        removed,
+                        inserted: change.inserted,
+                        snapshot: data.snapshot(),
+                    });
+                }
+                data.logged(entries.iter().map(Vec::len).sum());
+                // Still under the table's writer guard: no append can interleave.
+                // The rewrite is one atomic batch, flushed with the next commit
+                // or by sled's own periodic flush; until then the old log stands.
+                if data.log_outgrown() {
+                    compact_log(&store, &live.def, &mut data)?;
+                }
+            }
+            runtime.send(Message::Commit(deltas)).await?;
             Ok::<(), Error>(())
         })
         .await
         .map_err(|e| Error::Internal(format!("commit task failed: {e}")))?
     }
+}
+
+/// Turns a statement's answer into a change of `data`'s table: rows cast to
+/// the column types, constraints checked (NOT NULL, lengths, the primary key
+/// against `data` as it stands), fresh row ids assigned.
+pub(super) fn prepare_change(
+    def: &TableDef,
+    data: &TableData,
+    deleted: Vec<u64>,
+    inserted: Vec<RecordBatch>,
+) -> Result<TableChange> {
+    let user_schema = Arc::new(def.arrow_schema());
+    let aligned = inserted
+        .iter()
+        .map(|b| conform(b, &user_schema, def))
+        .collect::<Result<Vec<_>>>()?;
+    let rows = match aligned.first() {
+        None => RecordBatch::new_empty(user_schema.clone()),
+        Some(first) => concat_batches(&first.schema(), &aligned)?,
+    };
+    let rows = crate::catalog::check_rows(def, &rows)?;
+    let first_id = data.next_rowid();
+    let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+        first_id..first_id + rows.num_rows() as u64,
+    ));
+    let mut columns = vec![ids];
+    columns.extend(rows.columns().iter().cloned());
+    let stored = RecordBatch::try_new(data.stored_schema().clone(), columns)?;
+    if let Some(conflict) = data.check_keys(&deleted, &stored)? {
+        return Err(Error::UniqueViolation {
+            constraint: def.primary_key_name(),
+            detail: format!("Key {} already exists.", conflict.key),
+        });
+    }
+    Ok(TableChange {
+        deleted,
+        inserted: (stored.num_rows() > 0).then_some(stored),
+    })
 }
 
 /// Replaces a table's log with its current rows, in one atomic sled batch.

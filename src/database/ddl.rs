@@ -7,11 +7,13 @@ use datafusion::physical_plan::common::collect;
 use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, SchemaName, Statement};
 
 use super::*;
+use crate::catalog::Relation;
 use crate::catalog::{TableDef, TableId};
 use crate::catalog::{columns_from_schema, table_columns};
 use crate::error::{Error, Result};
 use crate::sql::{ident_name, object_name_parts};
 use crate::state::TableData;
+use crate::stream::runtime::Message;
 
 impl Database {
     pub(super) async fn create_schema(
@@ -55,7 +57,7 @@ impl Database {
                 let plan = self
                     .plan(&Statement::Query(query.clone()), search_schema)
                     .await?;
-                match self.execute_plan(plan).await? {
+                match self.execute_plan(plan, None).await? {
                     Outcome::Rows { schema, rows } => Some((schema, collect(rows).await?)),
                     Outcome::Command { .. } => None,
                 }
@@ -97,7 +99,7 @@ impl Database {
             .write()
             .expect("catalog lock poisoned")
             .create_table(def)?;
-        self.register_table(def.clone(), data)?;
+        self.register_table(def.clone(), data).await?;
         self.catalog_changed();
         self.store.flush().await?;
         if let Some((_, batches)) = rows {
@@ -123,21 +125,41 @@ impl Database {
         &self,
         names: &[ObjectName],
         if_exists: bool,
+        cascade: bool,
         search_schema: &str,
     ) -> Result<Outcome> {
         let _ddl = self.ddl.lock().await;
         for name in names {
             let (schema, table) = self.resolve_name(name, search_schema)?;
-            let def = {
-                let mut catalog = self.catalog.write().expect("catalog lock poisoned");
-                if catalog.table(&schema, &table).is_none() {
-                    if if_exists {
-                        continue;
+            let id = {
+                let catalog = self.catalog.read().expect("catalog lock poisoned");
+                match catalog.table(&schema, &table) {
+                    Some(def) => def.id,
+                    None if catalog.mv(&schema, &table).is_some() => {
+                        return Err(Error::WrongObjectType(format!(
+                            "\"{table}\" is not a table"
+                        )));
                     }
-                    return Err(Error::DropMissingTable(table));
+                    None if if_exists => continue,
+                    None => return Err(Error::DropMissingTable(table)),
                 }
-                catalog.drop_table(&schema, &table)?
             };
+            self.drop_relation(Relation::Table(id), &format!("table {table}"), cascade)
+                .await?;
+            let def = self
+                .catalog
+                .write()
+                .expect("catalog lock poisoned")
+                .drop_table(&schema, &table)?;
+            {
+                let _order = self.order.lock().await;
+                self.runtime
+                    .send(Message::Table {
+                        table: def.id,
+                        snapshot: None,
+                    })
+                    .await?;
+            }
             self.schema_provider(&schema)?.deregister_table(&table)?;
             self.catalog_changed();
             self.tables

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -25,9 +26,11 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::catalog::SchemaProvider;
 use datafusion::common::DFSchema;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     ObjectName, ObjectType, ShowStatementIn, ShowStatementOptions, Statement,
@@ -37,12 +40,17 @@ use tracing::info;
 use crate::catalog::{Catalog, DEFAULT_SCHEMA, TableDef, TableId};
 use crate::error::{Error, Result};
 use crate::query::dml::DmlKind;
-use crate::query::{self, StoredTable};
+use crate::query::{self, ReadEpoch, StoredTable, TxnView};
 use crate::sql::object_name_parts;
 use crate::state::{Store, TableChange, TableData};
+use crate::stream::runtime::{Message, Runtime};
 
 mod commit;
 mod ddl;
+mod mv;
+mod transaction;
+
+pub use transaction::Transaction;
 
 use commit::compact_log;
 
@@ -95,12 +103,18 @@ pub struct Database {
     /// Bumped by every DDL statement: a plan made at an earlier version may
     /// name tables that are gone.
     version: std::sync::atomic::AtomicU64,
+    /// The epoch runtime that maintains every materialized view.
+    runtime: Runtime,
+    /// Held while a change is applied in memory and handed to the runtime,
+    /// and while DDL tells the runtime about relations: the runtime's
+    /// channel order is then the commit order (one global sequence).
+    order: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Database {
     /// Opens the database on `store`: loads the catalog, replays every table
     /// log, and compacts logs that have grown much larger than their tables.
-    pub async fn open(store: Store) -> Result<Arc<Self>> {
+    pub async fn open(store: Store, epoch_interval: Duration) -> Result<Arc<Self>> {
         let catalog = Arc::new(RwLock::new(Catalog::load(store.clone())?));
         let ctx = query::new_context()?;
         let declared = catalog.clone();
@@ -119,6 +133,15 @@ impl Database {
                         .collect(),
                 )
             }),
+            {
+                let catalog = catalog.clone();
+                Arc::new(move |schema: &str, name: &str| {
+                    catalog
+                        .read()
+                        .map(|c| c.mv(schema, name).is_some())
+                        .unwrap_or(false)
+                })
+            },
         )?;
         let db = Database {
             store,
@@ -127,6 +150,8 @@ impl Database {
             tables: RwLock::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             version: std::sync::atomic::AtomicU64::new(0),
+            runtime: Runtime::start(epoch_interval)?,
+            order: Arc::new(tokio::sync::Mutex::new(())),
         };
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
@@ -138,9 +163,15 @@ impl Database {
         for schema in &schemas {
             db.register_schema(schema)?;
         }
+        db.register_schema(query::system::SYSTEM_SCHEMA)?;
+        db.schema_provider(query::system::SYSTEM_SCHEMA)?
+            .register_table(
+                "mv_status".into(),
+                Arc::new(query::system::MvStatusTable::new(db.runtime.clone())),
+            )?;
         for def in defs {
             let data = db.replay(&def)?;
-            db.register_table(def, data)?;
+            db.register_table(def, data).await?;
         }
         let live: Vec<u64> = db
             .tables
@@ -155,6 +186,11 @@ impl Database {
             }
         }
         db.store.flush().await?;
+        let mvs = db.catalog.read().expect("catalog lock poisoned").mvs();
+        for def in mvs {
+            // Until checkpoints exist, an MV is rebuilt from its inputs.
+            db.start_mv(&def).await?;
+        }
         Ok(Arc::new(db))
     }
 
@@ -194,7 +230,9 @@ impl Database {
         Ok(())
     }
 
-    fn register_table(&self, def: Arc<TableDef>, data: TableData) -> Result<()> {
+    async fn register_table(&self, def: Arc<TableDef>, data: TableData) -> Result<()> {
+        let snapshot = data.snapshot();
+        let id = def.id;
         let data = Arc::new(RwLock::new(data));
         let state = self.ctx.state();
         let mut defaults = HashMap::new();
@@ -206,7 +244,8 @@ impl Database {
                 );
             }
         }
-        let provider = StoredTable::new(Arc::new(def.arrow_schema()), data.clone(), defaults);
+        let provider =
+            StoredTable::new(def.id, Arc::new(def.arrow_schema()), data.clone(), defaults);
         self.schema_provider(&def.schema)?
             .register_table(def.name.clone(), Arc::new(provider))?;
         self.tables.write().expect("tables lock poisoned").insert(
@@ -217,6 +256,13 @@ impl Database {
                 writer: Arc::new(tokio::sync::Mutex::new(())),
             }),
         );
+        let _order = self.order.lock().await;
+        self.runtime
+            .send(Message::Table {
+                table: id,
+                snapshot: Some(snapshot),
+            })
+            .await?;
         Ok(())
     }
 
@@ -282,7 +328,14 @@ impl Database {
         )
     }
 
-    pub async fn execute(&self, statement: &Statement, schema: &str) -> Result<Outcome> {
+    /// Runs one statement; DML inside an open transaction block goes into
+    /// `txn` instead of committing. DDL always commits on its own.
+    pub async fn execute(
+        &self,
+        statement: &Statement,
+        schema: &str,
+        mut txn: Option<&mut Transaction>,
+    ) -> Result<Outcome> {
         if let Statement::Truncate(truncate) = statement
             && truncate.table_names.len() > 1
         {
@@ -290,18 +343,29 @@ impl Database {
             for target in &truncate.table_names {
                 let mut single = truncate.clone();
                 single.table_names = vec![target.clone()];
-                Box::pin(self.execute(&Statement::Truncate(single), schema)).await?;
+                Box::pin(self.execute(&Statement::Truncate(single), schema, txn.as_deref_mut()))
+                    .await?;
             }
             return Ok(Outcome::command(DmlKind::Truncate.tag()));
         }
         if let Statement::Insert(insert) = statement
-            && let Some(outcome) = self.insert_literals(insert, schema).await?
+            && let Some(outcome) = self
+                .insert_literals(insert, schema, txn.as_deref_mut())
+                .await?
         {
             return Ok(outcome);
         }
+        if let Statement::Explain {
+            statement: inner, ..
+        } = statement
+            && let Statement::CreateView(view) = inner.as_ref()
+            && view.materialized
+        {
+            return self.explain_mv(view, schema).await;
+        }
         if Self::is_planned(statement) {
             let plan = self.plan(statement, schema).await?;
-            return self.execute_plan(plan).await;
+            return self.execute_plan(plan, txn).await;
         }
         match statement {
             Statement::CreateTable(create) => self.create_table(create, schema).await,
@@ -314,13 +378,35 @@ impl Database {
                 object_type: ObjectType::Table,
                 if_exists,
                 names,
+                cascade,
                 ..
-            } => self.drop_tables(names, *if_exists, schema).await,
-            Statement::CreateView(view) if view.materialized => Err(Error::NotSupported(
-                "CREATE MATERIALIZED VIEW is not supported yet: incremental materialized views \
-                 arrive with the streaming engine"
-                    .into(),
-            )),
+            } => self.drop_tables(names, *if_exists, *cascade, schema).await,
+            Statement::Drop {
+                object_type: ObjectType::MaterializedView,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop_mvs(names, *if_exists, *cascade, schema).await,
+            Statement::CreateView(view) if view.materialized => self.create_mv(view, schema).await,
+            Statement::ShowViews {
+                materialized: true,
+                show_options,
+                ..
+            } => {
+                let target = match &show_options.show_in {
+                    Some(ShowStatementIn {
+                        parent_name: Some(name),
+                        ..
+                    }) => object_name_parts(name)?.pop().unwrap_or_default(),
+                    _ => schema.to_string(),
+                };
+                self.show_mvs(&target)
+            }
+            Statement::Flush { .. } => {
+                self.flush().await?;
+                Ok(Outcome::command("FLUSH"))
+            }
             Statement::ShowTables { show_options, .. } => self.show_tables(show_options, schema),
             Statement::ShowColumns { show_options, .. } => {
                 let Some(ShowStatementIn {
@@ -344,14 +430,50 @@ impl Database {
     }
 
     /// Runs a plan from `plan`, after any parameters have been bound.
-    pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Outcome> {
+    pub async fn execute_plan(
+        &self,
+        plan: LogicalPlan,
+        txn: Option<&mut Transaction>,
+    ) -> Result<Outcome> {
         if let LogicalPlan::Dml(dml) = &plan {
-            return self.execute_dml(dml).await;
+            return self.execute_dml(dml, txn).await;
         }
-        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let state = self.state_for(&plan, txn.as_deref());
+        let frame = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let rows = frame.execute_stream().await?;
         Ok(Outcome::Rows { schema, rows })
+    }
+
+    /// The session state a plan runs in: one published epoch for every MV
+    /// and table it reads if it reads any MV, and the transaction's own view
+    /// of the tables it wrote.
+    fn state_for(&self, plan: &LogicalPlan, txn: Option<&Transaction>) -> SessionState {
+        let state = self.ctx.state();
+        let reads_mv = Self::reads_mv(plan);
+        let own = txn.map(Transaction::view).filter(|v| !v.is_empty());
+        if !reads_mv && own.is_none() {
+            return state;
+        }
+        let mut config = state.config().clone();
+        if reads_mv {
+            config = config.with_extension(Arc::new(ReadEpoch(self.runtime.published())));
+        }
+        if let Some(own) = own {
+            config = config.with_extension(Arc::new(TxnView(own)));
+        }
+        SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .build()
+    }
+
+    /// COMMIT: every change of the transaction, atomically, in one epoch.
+    pub async fn commit_transaction(&self, txn: Transaction) -> Result<()> {
+        if txn.is_empty() {
+            return Ok(());
+        }
+        let (changes, guards) = txn.into_changes();
+        self.commit_changes(changes, guards).await
     }
 
     fn show_tables(&self, options: &ShowStatementOptions, search_schema: &str) -> Result<Outcome> {

@@ -2,15 +2,18 @@
 //! catalogs clients expect to find (`pg_catalog`, `information_schema`).
 
 pub mod dml;
+mod mv_table;
 mod pg_attribute;
 mod pg_compat;
 mod pg_numeric;
 mod provider;
 pub mod show;
+pub mod system;
 pub mod values;
 
-pub use pg_attribute::DeclaredColumns;
-pub use provider::StoredTable;
+pub use mv_table::MvTable;
+pub use pg_attribute::{DeclaredColumns, MaterializedViews};
+pub use provider::{ReadEpoch, StoredTable, TxnView};
 
 use std::sync::Arc;
 
@@ -35,14 +38,23 @@ pub fn server_version() -> String {
 }
 
 /// Makes `pg_catalog.pg_attribute` report the declared column types.
-pub fn declare_column_types(ctx: &SessionContext, declared: DeclaredColumns) -> Result<()> {
+/// Also makes `pg_class` report materialized views as such.
+pub fn declare_column_types(
+    ctx: &SessionContext,
+    declared: DeclaredColumns,
+    materialized: MaterializedViews,
+) -> Result<()> {
     let Some(catalog) = ctx.catalog(DATABASE_NAME) else {
         return Ok(());
     };
     if let Some(inner) = catalog.schema("pg_catalog") {
         catalog.register_schema(
             "pg_catalog",
-            Arc::new(pg_attribute::PgCatalogWithDeclaredTypes { inner, declared }),
+            Arc::new(pg_attribute::PgCatalogWithDeclaredTypes {
+                inner,
+                declared,
+                materialized,
+            }),
         )?;
     }
     Ok(())

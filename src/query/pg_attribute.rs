@@ -7,6 +7,11 @@
 //! was declared with (found through `pg_class` and `pg_namespace` of the
 //! same catalog, so the OIDs agree). Anything it cannot match keeps the
 //! derived answer.
+//!
+//! It also makes `pg_class` call a materialized view one (`relkind = 'm'`,
+//! which psql's `\dm` lists) instead of a plain view, and leaves Freshet's
+//! own system schema out of it, as psql's `\d` leaves out PostgreSQL's
+//! (its tables are still there to SELECT from).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,9 +31,13 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 /// and table name.
 pub type DeclaredColumns = Arc<dyn Fn(&str, &str) -> Option<Vec<(String, i32, i32)>> + Send + Sync>;
 
+/// Whether `schema.name` is a materialized view.
+pub type MaterializedViews = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 pub struct PgCatalogWithDeclaredTypes {
     pub inner: Arc<dyn SchemaProvider>,
     pub declared: DeclaredColumns,
+    pub materialized: MaterializedViews,
 }
 
 impl fmt::Debug for PgCatalogWithDeclaredTypes {
@@ -45,6 +54,16 @@ impl SchemaProvider for PgCatalogWithDeclaredTypes {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
+        if name == "pg_class"
+            && let (Some(class), Some(namespace)) =
+                (table.clone(), self.inner.table("pg_namespace").await?)
+        {
+            return Ok(Some(Arc::new(Classes {
+                class,
+                namespace,
+                materialized: self.materialized.clone(),
+            })));
+        }
         if name != "pg_attribute" {
             return Ok(table);
         }
@@ -188,6 +207,93 @@ impl TableProvider for Attributes {
             columns[typ] = Arc::new(Int32Array::from(types));
             columns[modifier] = Arc::new(Int32Array::from(modifiers));
             patched.push(RecordBatch::try_new(schema, columns)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[patched],
+            self.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+struct Classes {
+    class: Arc<dyn TableProvider>,
+    namespace: Arc<dyn TableProvider>,
+    materialized: MaterializedViews,
+}
+
+impl fmt::Debug for Classes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classes").finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for Classes {
+    fn schema(&self) -> SchemaRef {
+        self.class.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.class.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let classes = read_all(&self.class, state).await?;
+        let namespaces = names_by_oid(&read_all(&self.namespace, state).await?, "nspname");
+        let mut patched = Vec::with_capacity(classes.len());
+        for batch in classes {
+            let schema = batch.schema();
+            let (Ok(kind), Ok(name), Ok(space)) = (
+                schema.index_of("relkind"),
+                schema.index_of("relname"),
+                schema.index_of("relnamespace"),
+            ) else {
+                patched.push(batch);
+                continue;
+            };
+            let names = batch.column(name).as_string::<i32>().clone();
+            let spaces = batch.column(space).as_primitive::<Int32Type>().clone();
+            let kinds: Vec<Option<String>> = batch
+                .column(kind)
+                .as_string::<i32>()
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let k = k?;
+                    let is_mv = k == "v"
+                        && spaces.is_valid(i)
+                        && namespaces
+                            .get(&spaces.value(i))
+                            .is_some_and(|ns| (self.materialized)(ns, names.value(i)));
+                    Some(if is_mv {
+                        "m".to_string()
+                    } else {
+                        k.to_string()
+                    })
+                })
+                .collect();
+            let visible: datafusion::arrow::array::BooleanArray = (0..batch.num_rows())
+                .map(|i| {
+                    Some(
+                        !spaces.is_valid(i)
+                            || namespaces.get(&spaces.value(i)).map(String::as_str)
+                                != Some(crate::query::system::SYSTEM_SCHEMA),
+                    )
+                })
+                .collect();
+            let mut columns = batch.columns().to_vec();
+            columns[kind] = Arc::new(datafusion::arrow::array::StringArray::from(kinds));
+            let batch = RecordBatch::try_new(schema, columns)?;
+            patched.push(datafusion::arrow::compute::filter_record_batch(
+                &batch, &visible,
+            )?);
         }
         Ok(MemorySourceConfig::try_new_exec(
             &[patched],

@@ -4,6 +4,10 @@
 //! SELECT sees one state of the table even while writers commit. The hidden
 //! row-id column is cut off for users; DML plans use `with_rowid` to see it,
 //! which is how UPDATE and DELETE learn which rows they touch.
+//!
+//! A query that reads a materialized view carries the epoch it reads
+//! (`ReadEpoch`, a session config extension); tables then read their chunks
+//! as of that epoch too, so a join of an MV with its own input agrees.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,9 +22,18 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::state::TableData;
+use crate::catalog::TableId;
+use crate::state::{Chunks, EpochSnapshot, TableData};
+
+/// The epoch a query reads, when it reads any materialized view.
+pub struct ReadEpoch(pub Arc<EpochSnapshot>);
+
+/// The tables an open transaction has written, as it sees them: its
+/// statements read these instead of the committed contents.
+pub struct TxnView(pub HashMap<TableId, Chunks>);
 
 pub struct StoredTable {
+    id: TableId,
     /// The schema DataFusion plans against: the user's, or the stored one
     /// (row id first) for `with_rowid`.
     schema: SchemaRef,
@@ -40,11 +53,13 @@ impl fmt::Debug for StoredTable {
 
 impl StoredTable {
     pub fn new(
+        id: TableId,
         schema: SchemaRef,
         data: Arc<RwLock<TableData>>,
         defaults: HashMap<String, Expr>,
     ) -> Self {
         StoredTable {
+            id,
             schema,
             data,
             with_rowid: false,
@@ -61,11 +76,16 @@ impl StoredTable {
             .stored_schema()
             .clone();
         StoredTable {
+            id: self.id,
             schema,
             data: self.data.clone(),
             with_rowid: true,
             defaults: self.defaults.clone(),
         }
+    }
+
+    pub fn id(&self) -> TableId {
+        self.id
     }
 
     pub fn data(&self) -> &Arc<RwLock<TableData>> {
@@ -94,29 +114,52 @@ impl TableProvider for StoredTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (chunks, stored_schema) = {
+        let (mut chunks, stored_schema) = {
             let data = self.data.read().expect("table lock poisoned");
             (data.snapshot(), data.stored_schema().clone())
         };
+        if let Some(own) = state
+            .config()
+            .get_extension::<TxnView>()
+            .and_then(|view| view.0.get(&self.id).cloned())
+        {
+            chunks = own;
+        } else if let Some(epoch) = state.config().get_extension::<ReadEpoch>()
+            && let Some(at_epoch) = epoch.0.tables.get(&self.id)
+        {
+            chunks = at_epoch.clone();
+        }
         // Positions in our schema become positions in the stored schema.
         let offset = usize::from(!self.with_rowid);
-        let projection: Vec<usize> = match projection {
-            Some(p) => p.iter().map(|i| i + offset).collect(),
-            None => (offset..stored_schema.fields().len()).collect(),
-        };
-        let partitions = state
-            .config()
-            .target_partitions()
-            .max(1)
-            .min(chunks.len().max(1));
-        let mut parts = vec![Vec::new(); partitions];
-        for (i, chunk) in chunks.iter().enumerate() {
-            parts[i % partitions].push(chunk.clone());
-        }
-        Ok(MemorySourceConfig::try_new_exec(
-            &parts,
-            stored_schema,
-            Some(projection),
-        )?)
+        scan_chunks(state, &chunks, stored_schema, projection, offset)
     }
+}
+
+/// A scan of stored chunks (row id first), spread over the session's target
+/// partitions. `offset` is 1 when the reader's schema leaves the row id out.
+pub fn scan_chunks(
+    state: &dyn Session,
+    chunks: &[datafusion::arrow::record_batch::RecordBatch],
+    stored_schema: SchemaRef,
+    projection: Option<&Vec<usize>>,
+    offset: usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let projection: Vec<usize> = match projection {
+        Some(p) => p.iter().map(|i| i + offset).collect(),
+        None => (offset..stored_schema.fields().len()).collect(),
+    };
+    let partitions = state
+        .config()
+        .target_partitions()
+        .max(1)
+        .min(chunks.len().max(1));
+    let mut parts = vec![Vec::new(); partitions];
+    for (i, chunk) in chunks.iter().enumerate() {
+        parts[i % partitions].push(chunk.clone());
+    }
+    Ok(MemorySourceConfig::try_new_exec(
+        &parts,
+        stored_schema,
+        Some(projection),
+    )?)
 }

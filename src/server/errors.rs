@@ -23,6 +23,10 @@ pub fn error_info(error: &Error) -> ErrorInfo {
             info.detail = Some(detail.clone());
             info.constraint = Some(constraint.clone());
         }
+        Error::DependentObjects { detail, .. } => {
+            info.detail = Some(detail.clone());
+            info.hint = Some("Use DROP ... CASCADE to drop the dependent objects too.".into());
+        }
         Error::NotNullViolation { table, column } => {
             info.table = Some(table.clone());
             info.column = Some(column.clone());
@@ -46,12 +50,15 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::UniqueViolation { .. } => "23505",
         Error::Data { code, .. } => code,
         Error::UndefinedType(_) | Error::UndefinedObject(_) => "42704",
-        Error::NotSupported(_) => "0A000",
+        Error::NotSupported(_) | Error::NotIncremental(_) => "0A000",
+        Error::DependentObjects { .. } => "2BP01",
+        Error::WrongObjectType(_) => "42809",
         Error::UndefinedPrepared(_) => "26000",
         Error::DuplicatePrepared(_) => "42P05",
         Error::InvalidParameter(_) => "22023",
         Error::StatementTimeout | Error::Cancelled => "57014",
         Error::TransactionAborted => "25P02",
+        Error::LockNotAvailable(_) => "55P03",
         Error::Storage(_) => "58030",
         Error::Internal(_) => "XX000",
         Error::DataFusion(e) => return classify_datafusion(e),

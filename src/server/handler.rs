@@ -36,7 +36,7 @@ use super::params;
 use super::prepared;
 use super::session::{self, SessionEffect};
 use super::text;
-use crate::database::{Database, Outcome};
+use crate::database::{Database, Outcome, Transaction};
 use crate::error::{Error, Result};
 use crate::sql;
 
@@ -75,6 +75,18 @@ impl Handler {
         // After an error inside BEGIN, PostgreSQL ignores everything but the
         // end of the block; drivers rely on it (psycopg expects 25P02).
         if client.transaction_status() == TransactionStatus::Error {
+            if matches!(
+                statement,
+                Statement::Rollback { .. } | Statement::Commit { .. }
+            ) {
+                // Nothing of an aborted block is ever committed.
+                drop(
+                    client
+                        .session_extensions()
+                        .get_or_insert_with(TxnSlot::default)
+                        .take(),
+                );
+            }
             match statement {
                 Statement::Rollback { .. } => {}
                 Statement::Commit { .. } => {
@@ -108,6 +120,22 @@ impl Handler {
             }
             _ => {}
         }
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(TxnSlot::default);
+        match statement {
+            Statement::StartTransaction { .. } => slot.begin(),
+            Statement::Rollback { .. } => drop(slot.take()),
+            Statement::Commit { .. } => {
+                if let Some(txn) = slot.take() {
+                    self.db.commit_transaction(txn).await?;
+                    if implicit_flush(client) {
+                        self.db.flush().await?;
+                    }
+                }
+            }
+            _ => {}
+        }
         if let Some(effect) = session::apply(client, statement) {
             return match effect? {
                 SessionEffect::Response(response) => Ok(response),
@@ -127,11 +155,22 @@ impl Handler {
             };
         }
         let schema = self.schema(client);
+        let mut txn = slot.take();
+        let in_block = txn.is_some();
+        let flush_after = !in_block && is_write(statement) && implicit_flush(client);
         let work = async {
-            match plan {
-                Some(plan) => self.db.execute_plan(plan).await,
-                None => self.db.execute(statement, &schema).await,
+            let result = match plan {
+                Some(plan) => self.db.execute_plan(plan, txn.as_mut()).await,
+                None => self.db.execute(statement, &schema, txn.as_mut()).await,
+            };
+            // A failed statement aborts the block: its transaction is dropped.
+            if result.is_ok() {
+                slot.put(txn);
             }
+            if flush_after && result.is_ok() {
+                self.db.flush().await?;
+            }
+            result
         };
         let stop = Stop {
             signal: client
@@ -162,6 +201,47 @@ impl Handler {
         })??;
         encode(client, statement, outcome, format, stop)
     }
+}
+
+/// The session's open transaction block, if any. A statement takes it out
+/// while it runs and puts it back when done; a statement that fails or is
+/// cancelled midway drops it, and the block is then aborted anyway (25P02
+/// until ROLLBACK), so nothing of it is ever committed.
+#[derive(Default)]
+struct TxnSlot(std::sync::Mutex<Option<Transaction>>);
+
+impl TxnSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Transaction>> {
+        match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn begin(&self) {
+        self.lock().get_or_insert_with(Transaction::default);
+    }
+
+    fn take(&self) -> Option<Transaction> {
+        self.lock().take()
+    }
+
+    fn put(&self, txn: Option<Transaction>) {
+        *self.lock() = txn;
+    }
+}
+
+/// RisingWave's `implicit_flush`: a write returns only once every MV shows it.
+fn implicit_flush<C: ClientInfo>(client: &C) -> bool {
+    session::setting(client, "implicit_flush")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "on" | "true" | "1" | "yes"))
+}
+
+fn is_write(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::Truncate(_)
+    )
 }
 
 fn error_response(error: &Error) -> Response {

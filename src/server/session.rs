@@ -29,6 +29,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("DateStyle", "ISO, MDY"),
     ("default_transaction_isolation", "read committed"),
     ("extra_float_digits", "1"),
+    ("implicit_flush", "off"),
     ("integer_datetimes", "on"),
     ("IntervalStyle", "postgres"),
     ("is_superuser", "on"),

@@ -55,6 +55,16 @@ fn is_catalog_query(sql: &str) -> bool {
 
 /// Parses one or more `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    if let Some(pieces) = split_flush(sql) {
+        let mut statements = Vec::new();
+        for piece in pieces {
+            match piece {
+                None => statements.push(flush_statement()),
+                Some(text) => statements.extend(parse(&text)?),
+            }
+        }
+        return Ok(statements);
+    }
     let parsed = if is_catalog_query(sql) {
         CATALOG_PARSER.parse(sql)
     } else {
@@ -82,6 +92,54 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     })
 }
 
+/// `FLUSH` (RisingWave's statement: wait until every MV shows every write
+/// acknowledged before it) is not in sqlparser's PostgreSQL grammar. It is
+/// carried as sqlparser's FLUSH node, which nothing else produces here.
+fn flush_statement() -> Statement {
+    Statement::Flush {
+        object_type: datafusion::sql::sqlparser::ast::FlushType::Tables,
+        location: None,
+        channel: None,
+        read_lock: false,
+        export: false,
+        tables: Vec::new(),
+    }
+}
+
+/// Splits `sql` at its top-level semicolons if one of the statements is a
+/// bare `FLUSH`: `None` for the FLUSH, the text of every other statement.
+/// `None` overall when there is no FLUSH (the common case).
+fn split_flush(sql: &str) -> Option<Vec<Option<String>>> {
+    if !sql.to_ascii_lowercase().contains("flush") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let mut pieces: Vec<Vec<Token>> = vec![Vec::new()];
+    for token in tokens {
+        match token {
+            Token::SemiColon => pieces.push(Vec::new()),
+            token => pieces.last_mut()?.push(token),
+        }
+    }
+    let is_flush = |piece: &[Token]| {
+        let words: Vec<&Token> = piece
+            .iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect();
+        matches!(words.as_slice(), [Token::Word(w)] if w.value.eq_ignore_ascii_case("flush"))
+    };
+    if !pieces.iter().any(|p| is_flush(p)) {
+        return None;
+    }
+    Some(
+        pieces
+            .into_iter()
+            .filter(|p| p.iter().any(|t| !matches!(t, Token::Whitespace(_))))
+            .map(|p| (!is_flush(&p)).then(|| p.iter().map(|t| t.to_string()).collect::<String>()))
+            .collect(),
+    )
+}
+
 /// Names the streaming statement (RisingWave or Materialize syntax) that
 /// `sql` starts with, so that users get "not supported yet" instead of a
 /// syntax error for a statement they rightly expect to exist.
@@ -105,7 +163,6 @@ fn streaming_statement(sql: &str) -> Option<&'static str> {
         ["CREATE", "SOURCE"] => Some("CREATE SOURCE"),
         ["CREATE", "SINK"] => Some("CREATE SINK"),
         ["SUBSCRIBE", ..] => Some("SUBSCRIBE"),
-        ["FLUSH", ..] => Some("FLUSH"),
         _ => None,
     }
 }

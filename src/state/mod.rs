@@ -12,9 +12,13 @@
 //! leaves half a statement behind.
 
 mod change;
+mod mv;
+mod snapshot;
 mod table;
 
 pub use change::TableChange;
+pub use mv::MvData;
+pub use snapshot::{Chunks, EpochSnapshot, Published};
 pub use table::{ROWID_COLUMN, TableData, schema_with_rowid};
 
 use std::path::Path;
@@ -98,6 +102,22 @@ impl Store {
         let mut batch = sled::Batch::default();
         for (i, entry) in entries.iter().enumerate() {
             batch.insert(&log_key(table, first_seq + i as u64), entry.as_slice());
+        }
+        self.log.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Appends the changes of several tables (one transaction) in one
+    /// atomic batch: `(table, first_seq, entries)` each.
+    pub fn append_changes_of(
+        &self,
+        tables: &[(u64, u64, Vec<Vec<u8>>)],
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (table, first_seq, entries) in tables {
+            for (i, entry) in entries.iter().enumerate() {
+                batch.insert(&log_key(*table, first_seq + i as u64), entry.as_slice());
+            }
         }
         self.log.apply_batch(batch)?;
         Ok(())

@@ -107,6 +107,41 @@ impl TableData {
         self.chunks.iter().map(|c| c.num_rows()).sum()
     }
 
+    /// The row id the next inserted row gets. A writer holding the table's
+    /// writer lock may use ids from here on: they become taken when its
+    /// change is applied.
+    pub fn next_rowid(&self) -> u64 {
+        self.next_rowid
+    }
+
+    /// A private copy that a transaction changes until it commits; shares
+    /// the chunks (copy on write), copies the key index.
+    pub fn fork(&self) -> Result<Self, ArrowError> {
+        let key_index = match &self.key_index {
+            None => None,
+            Some(index) => {
+                let fields = index
+                    .columns
+                    .iter()
+                    .map(|&i| SortField::new(self.stored_schema.field(i).data_type().clone()))
+                    .collect();
+                Some(KeyIndex {
+                    columns: index.columns.clone(),
+                    converter: RowConverter::new(fields)?,
+                    rows: index.rows.clone(),
+                })
+            }
+        };
+        Ok(TableData {
+            stored_schema: self.stored_schema.clone(),
+            chunks: self.chunks.clone(),
+            next_rowid: self.next_rowid,
+            next_seq: self.next_seq,
+            log_bytes: self.log_bytes,
+            key_index,
+        })
+    }
+
     /// Reserves `n` fresh row ids and returns the first. Ids reserved by a
     /// statement that then fails are simply never used.
     pub fn reserve_rowids(&mut self, n: usize) -> u64 {
@@ -189,11 +224,14 @@ impl TableData {
         Ok(None)
     }
 
-    /// Applies a change that has been validated and logged.
-    pub fn apply(&mut self, change: &TableChange) -> Result<(), ArrowError> {
+    /// Applies a change that has been validated and logged. Returns the
+    /// rows it removed (stored schema), found in the same pass that removes
+    /// them: the old values a dataflow needs to retract.
+    pub fn apply(&mut self, change: &TableChange) -> Result<Option<RecordBatch>, ArrowError> {
         let mut chunks: Vec<RecordBatch> = self.chunks.as_ref().clone();
+        let mut removed = Vec::new();
         if !change.deleted.is_empty() {
-            self.delete(&mut chunks, &change.deleted)?;
+            self.delete(&mut chunks, &change.deleted, &mut removed)?;
         }
         if let Some(batch) = &change.inserted
             && batch.num_rows() > 0
@@ -201,10 +239,19 @@ impl TableData {
             self.insert(&mut chunks, batch)?;
         }
         self.chunks = Arc::new(chunks);
-        Ok(())
+        Ok(match removed.len() {
+            0 => None,
+            1 => removed.pop(),
+            _ => Some(concat_batches(&self.stored_schema, &removed)?),
+        })
     }
 
-    fn delete(&mut self, chunks: &mut Vec<RecordBatch>, deleted: &[u64]) -> Result<(), ArrowError> {
+    fn delete(
+        &mut self,
+        chunks: &mut Vec<RecordBatch>,
+        deleted: &[u64],
+        removed: &mut Vec<RecordBatch>,
+    ) -> Result<(), ArrowError> {
         for chunk in chunks.iter_mut() {
             let ids = rowids(chunk);
             let (first, last) = (ids.value(0), ids.value(ids.len() - 1));
@@ -217,17 +264,18 @@ impl TableData {
                 .iter()
                 .map(|id| Some(deleted.binary_search(id).is_ok()))
                 .collect();
+            let gone = filter_record_batch(chunk, &doomed)?;
             if let Some(index) = &mut self.key_index {
-                let removed = filter_record_batch(chunk, &doomed)?;
                 let columns: Vec<ArrayRef> = index
                     .columns
                     .iter()
-                    .map(|&i| removed.column(i).clone())
+                    .map(|&i| gone.column(i).clone())
                     .collect();
                 for row in index.converter.convert_columns(&columns)?.iter() {
                     index.rows.remove(row.as_ref());
                 }
             }
+            removed.push(gone);
             *chunk = filter_record_batch(chunk, &not(&doomed)?)?;
         }
         chunks.retain(|c| c.num_rows() > 0);

@@ -1,0 +1,340 @@
+//! Materialized views: CREATE (plan, persist, backfill), DROP, EXPLAIN,
+//! FLUSH and the listing, and their rebuild at start.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::SessionState;
+use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Query, Statement};
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::catalog::{MvDef, MvId, Relation};
+use crate::error::{Error, Result};
+use crate::plan::{self, StreamPlan};
+use crate::query::MvTable;
+use crate::stream::runtime::Message;
+use crate::stream::zset::nullable;
+
+/// DataFusion plans INTERSECT ALL and EXCEPT ALL as plain semi and anti
+/// joins, which keep every left copy (or none) instead of min(m, n) and
+/// max(m - n, 0) copies; a view built on that plan would be wrong.
+fn refuse_multiset_set_operations(statement: &Statement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{SetExpr, SetOperator, SetQuantifier, Visit, Visitor};
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = &'static str;
+        fn pre_visit_query(&mut self, query: &Query) -> std::ops::ControlFlow<Self::Break> {
+            fn walk(body: &SetExpr) -> Option<&'static str> {
+                match body {
+                    SetExpr::SetOperation {
+                        op,
+                        set_quantifier,
+                        left,
+                        right,
+                    } => {
+                        let all = matches!(set_quantifier, SetQuantifier::All);
+                        match op {
+                            SetOperator::Intersect if all => Some("INTERSECT ALL"),
+                            SetOperator::Except | SetOperator::Minus if all => Some("EXCEPT ALL"),
+                            _ => walk(left).or_else(|| walk(right)),
+                        }
+                    }
+                    _ => None,
+                }
+            }
+            match walk(&query.body) {
+                Some(what) => std::ops::ControlFlow::Break(what),
+                None => std::ops::ControlFlow::Continue(()),
+            }
+        }
+    }
+    match statement.visit(&mut Finder) {
+        std::ops::ControlFlow::Break(what) => Err(Error::NotIncremental(format!(
+            "{what} is not supported in a materialized view yet; use INTERSECT or EXCEPT (the set forms), or count copies with GROUP BY"
+        ))),
+        std::ops::ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+impl Database {
+    /// A session state whose unqualified names resolve in `schema`.
+    pub(super) fn state_in(&self, schema: &str) -> SessionState {
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().catalog.default_schema = schema.to_string();
+        state
+    }
+
+    /// Plans the query of an MV as a dataflow, with the output columns named
+    /// as PostgreSQL names them.
+    async fn plan_mv(&self, query: &Query, search_schema: &str) -> Result<(StreamPlan, SchemaRef)> {
+        let statement = Statement::Query(Box::new(query.clone()));
+        refuse_multiset_set_operations(&statement)?;
+        let logical = self.plan(&statement, search_schema).await?;
+        let stream = plan::build(&logical, &self.state_in(search_schema)).await?;
+        let names = crate::sql::output_names(&statement);
+        let mut fields: Vec<Field> = Vec::new();
+        for (i, field) in stream.schema.fields().iter().enumerate() {
+            let name = names
+                .as_ref()
+                .filter(|n| n.len() == stream.schema.fields().len())
+                .and_then(|n| n[i].clone())
+                .unwrap_or_else(|| field.name().clone());
+            if fields.iter().any(|f| f.name() == &name) {
+                return Err(Error::DuplicateColumn(name));
+            }
+            fields.push(field.as_ref().clone().with_name(name));
+        }
+        let schema = nullable(&Arc::new(Schema::new(fields)));
+        Ok((stream, schema))
+    }
+
+    pub(super) async fn create_mv(
+        &self,
+        view: &CreateView,
+        search_schema: &str,
+    ) -> Result<Outcome> {
+        if view.or_replace || view.or_alter {
+            return Err(Error::NotSupported(
+                "CREATE OR REPLACE MATERIALIZED VIEW is not supported: drop the view and create it again"
+                    .into(),
+            ));
+        }
+        if !view.columns.is_empty() {
+            return Err(Error::NotSupported(
+                "a column list on CREATE MATERIALIZED VIEW is not supported: name the columns with AS in the query"
+                    .into(),
+            ));
+        }
+        let (schema, name) = self.resolve_name(&view.name, search_schema)?;
+        let _ddl = self.ddl.lock().await;
+        let exists = {
+            let catalog = self.catalog.read().expect("catalog lock poisoned");
+            catalog.table(&schema, &name).is_some() || catalog.mv(&schema, &name).is_some()
+        };
+        if exists {
+            if view.if_not_exists {
+                return Ok(Outcome::command("CREATE MATERIALIZED VIEW"));
+            }
+            return Err(Error::DuplicateTable(name));
+        }
+        let (stream, columns) = self.plan_mv(&view.query, search_schema).await?;
+        let def = MvDef {
+            id: MvId(self.store.next_id()?),
+            schema,
+            name,
+            sql: view.query.to_string(),
+            search_schema: search_schema.to_string(),
+            inputs: stream.inputs.clone(),
+        };
+        let def = self
+            .catalog
+            .write()
+            .expect("catalog lock poisoned")
+            .create_mv(def)?;
+        if let Err(e) = self.launch_mv(&def, stream, columns).await {
+            self.forget_mv(&def);
+            return Err(e);
+        }
+        self.store.flush().await?;
+        self.catalog_changed();
+        Ok(Outcome::command("CREATE MATERIALIZED VIEW"))
+    }
+
+    /// Rebuilds a persisted MV at start.
+    pub(super) async fn start_mv(&self, def: &Arc<MvDef>) -> Result<()> {
+        let statement = crate::sql::parse(&def.sql)?;
+        let Some(Statement::Query(query)) = statement.into_iter().next() else {
+            return Err(Error::Internal(format!(
+                "the stored query of \"{}\" is not a query",
+                def.name
+            )));
+        };
+        let (stream, columns) = self.plan_mv(&query, &def.search_schema).await?;
+        self.launch_mv(def, stream, columns).await
+    }
+
+    /// Registers the MV for queries and hands its dataflow to the runtime,
+    /// which backfills it before answering.
+    async fn launch_mv(
+        &self,
+        def: &Arc<MvDef>,
+        stream: StreamPlan,
+        columns: SchemaRef,
+    ) -> Result<()> {
+        let provider = MvTable::new(
+            def.id,
+            def.name.clone(),
+            columns.clone(),
+            self.runtime.clone(),
+        );
+        self.schema_provider(&def.schema)?
+            .register_table(def.name.clone(), Arc::new(provider))?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let _order = self.order.lock().await;
+            self.runtime
+                .send(Message::CreateMv {
+                    id: def.id,
+                    name: def.name.clone(),
+                    dataflow: Box::new(stream.root),
+                    schema: columns,
+                    inputs: stream.inputs,
+                    reply,
+                })
+                .await?;
+        }
+        answer
+            .await
+            .map_err(|_| Error::Internal("the epoch runtime has stopped".into()))??;
+        Ok(())
+    }
+
+    /// Removes an MV from the catalog, DataFusion and the runtime.
+    fn forget_mv(&self, def: &MvDef) {
+        let _ = self
+            .catalog
+            .write()
+            .expect("catalog lock poisoned")
+            .drop_mv(&def.schema, &def.name);
+        if let Ok(schema) = self.schema_provider(&def.schema) {
+            let _ = schema.deregister_table(&def.name);
+        }
+    }
+
+    pub(super) async fn drop_mvs(
+        &self,
+        names: &[ObjectName],
+        if_exists: bool,
+        cascade: bool,
+        search_schema: &str,
+    ) -> Result<Outcome> {
+        let _ddl = self.ddl.lock().await;
+        for name in names {
+            let (schema, view) = self.resolve_name(name, search_schema)?;
+            let def = {
+                let catalog = self.catalog.read().expect("catalog lock poisoned");
+                match catalog.mv(&schema, &view) {
+                    Some(def) => def.clone(),
+                    None if catalog.table(&schema, &view).is_some() => {
+                        return Err(Error::WrongObjectType(format!(
+                            "\"{view}\" is not a materialized view"
+                        )));
+                    }
+                    None if if_exists => continue,
+                    None => return Err(Error::UndefinedTable(view)),
+                }
+            };
+            self.drop_relation(
+                Relation::Mv(def.id),
+                &format!("materialized view {view}"),
+                cascade,
+            )
+            .await?;
+        }
+        self.store.flush().await?;
+        Ok(Outcome::command("DROP MATERIALIZED VIEW"))
+    }
+
+    /// Drops the MVs reading `relation` (all of them, deepest first, with
+    /// CASCADE; refuses with 2BP01 otherwise), then `relation` itself if it
+    /// is an MV. Tables are dropped by the caller.
+    pub(super) async fn drop_relation(
+        &self,
+        relation: Relation,
+        what: &str,
+        cascade: bool,
+    ) -> Result<()> {
+        let dependents = self
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .dependents(relation);
+        if !dependents.is_empty() && !cascade {
+            let detail = dependents
+                .iter()
+                .map(|d| format!("materialized view {} depends on {what}", d.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(Error::DependentObjects {
+                what: what.to_string(),
+                detail,
+            });
+        }
+        for dependent in dependents {
+            let name = format!("materialized view {}", dependent.name);
+            Box::pin(self.drop_relation(Relation::Mv(dependent.id), &name, true)).await?;
+        }
+        if let Relation::Mv(id) = relation {
+            let def = self
+                .catalog
+                .read()
+                .expect("catalog lock poisoned")
+                .mvs()
+                .into_iter()
+                .find(|m| m.id == id);
+            if let Some(def) = def {
+                self.forget_mv(&def);
+                let _order = self.order.lock().await;
+                self.runtime.send(Message::DropMv { id }).await?;
+            }
+            self.catalog_changed();
+        }
+        Ok(())
+    }
+
+    /// EXPLAIN CREATE MATERIALIZED VIEW: the dataflow, one operator a line.
+    pub(super) async fn explain_mv(
+        &self,
+        view: &CreateView,
+        search_schema: &str,
+    ) -> Result<Outcome> {
+        let (stream, _) = self.plan_mv(&view.query, search_schema).await?;
+        let lines = stream.root.explain();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "QUERY PLAN",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(lines))])?;
+        Ok(Outcome::batches(schema, vec![batch]))
+    }
+
+    /// Returns once every change acknowledged before it is visible in every MV.
+    pub async fn flush(&self) -> Result<()> {
+        self.runtime.flush().await?;
+        Ok(())
+    }
+
+    pub(super) fn show_mvs(&self, schema: &str) -> Result<Outcome> {
+        let names: Vec<String> = self
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .mvs_in(schema)
+            .map(|m| m.name.clone())
+            .collect();
+        let out = Arc::new(Schema::new(vec![Field::new("Name", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(out.clone(), vec![Arc::new(StringArray::from(names))])?;
+        Ok(Outcome::batches(out, vec![batch]))
+    }
+
+    /// Whether a plan reads any MV: such a query reads one published epoch.
+    pub(super) fn reads_mv(plan: &LogicalPlan) -> bool {
+        let mut found = false;
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+                && provider.downcast_ref::<MvTable>().is_some()
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+}

@@ -1,0 +1,484 @@
+//! From DataFusion's optimized logical plan to a dataflow of incremental
+//! operators (`stream::Node`), node by node.
+//!
+//! | plan node | operator |
+//! |---|---|
+//! | TableScan of a table or MV | `Source`: that relation's delta |
+//! | Filter, Projection | `Map` (stateless) |
+//! | Aggregate, Distinct | `Recompute` per touched group |
+//! | Window | `Recompute` per touched partition |
+//! | Join (inner, outer, semi, anti) | `JoinOperator` |
+//! | Union | `Union` |
+//! | Sort with a fetch, Limit over Sort | `TopN` |
+//! | Sort without a fetch | nothing: an MV has no order |
+//! | Values, EmptyRelation | `Constant` |
+//! | SubqueryAlias | nothing: names only |
+//!
+//! Anything else is refused with `Error::NotIncremental` (0A000) naming the
+//! construct, as are functions whose value changes without any input
+//! changing (now(), random()): never a silently wrong view.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, JoinType, ScalarValue};
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{
+    Aggregate, Distinct, Expr, FetchType, LogicalPlan, SkipType, SortExpr, Volatility,
+};
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::collect;
+
+use crate::catalog::Relation;
+use crate::error::{Error, Result};
+use crate::query::{MvTable, StoredTable};
+use crate::stream::{Constant, JoinOperator, JoinSpec, Map, Node, Recompute, Source, TopN, Union};
+
+/// A dataflow ready to run, with what it reads.
+pub struct StreamPlan {
+    pub root: Node,
+    pub inputs: Vec<Relation>,
+    pub schema: SchemaRef,
+}
+
+/// Plans `plan` (a query's logical plan, not yet optimized) as a dataflow.
+pub async fn build(plan: &LogicalPlan, session: &SessionState) -> Result<StreamPlan> {
+    // Before the optimizer: it folds now() into a constant.
+    check_functions(plan)?;
+    let optimized = session.optimize(plan)?;
+    let config = session.config().clone().with_target_partitions(1);
+    let session = SessionStateBuilder::new_from_existing(session.clone())
+        .with_config(config)
+        .build();
+    let mut planner = Planner {
+        session,
+        inputs: Vec::new(),
+    };
+    let root = planner.node(&optimized).await?;
+    Ok(StreamPlan {
+        root,
+        inputs: planner.inputs,
+        schema: Arc::new(optimized.schema().as_arrow().clone()),
+    })
+}
+
+struct Planner {
+    session: SessionState,
+    inputs: Vec<Relation>,
+}
+
+fn refuse(what: impl std::fmt::Display) -> Error {
+    Error::NotIncremental(format!(
+        "{what} cannot be maintained incrementally in a materialized view"
+    ))
+}
+
+impl Planner {
+    fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        check_expr(expr)?;
+        Ok(self.session.create_physical_expr(expr.clone(), schema)?)
+    }
+
+    fn sort_exprs(&self, exprs: &[SortExpr], schema: &DFSchema) -> Result<Vec<PhysicalSortExpr>> {
+        exprs
+            .iter()
+            .map(|s| {
+                Ok(PhysicalSortExpr::new(
+                    self.physical(&s.expr, schema)?,
+                    SortOptions::new(!s.asc, s.nulls_first),
+                ))
+            })
+            .collect()
+    }
+
+    fn node<'a>(
+        &'a mut self,
+        plan: &'a LogicalPlan,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Node>> + Send + 'a>> {
+        Box::pin(async move { self.node_inner(plan).await })
+    }
+
+    async fn node_inner(&mut self, plan: &LogicalPlan) -> Result<Node> {
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                if scan.fetch.is_some() {
+                    return Err(refuse("a LIMIT without ORDER BY"));
+                }
+                let provider = source_as_provider(&scan.source)?;
+                let relation = if let Some(table) = provider.downcast_ref::<StoredTable>() {
+                    Relation::Table(table.id())
+                } else if let Some(mv) = provider.downcast_ref::<MvTable>() {
+                    Relation::Mv(mv.id())
+                } else {
+                    return Err(refuse(format!("reading \"{}\"", scan.table_name)));
+                };
+                if !self.inputs.contains(&relation) {
+                    self.inputs.push(relation);
+                }
+                let source = Node::new(
+                    Source::new(relation, scan.projection.clone(), schema.clone()),
+                    vec![],
+                );
+                if scan.filters.is_empty() {
+                    return Ok(source);
+                }
+                let predicate = scan
+                    .filters
+                    .iter()
+                    .cloned()
+                    .reduce(|a, b| a.and(b))
+                    .ok_or_else(|| Error::Internal("no filters".into()))?;
+                let predicate = self.physical(&predicate, plan.schema())?;
+                Ok(Node::new(Map::filter(predicate, schema), vec![source]))
+            }
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) if has_scalar_subquery(plan) => {
+                let lifted = lift_scalar_subqueries(plan)?;
+                self.node(&lifted).await
+            }
+            LogicalPlan::Projection(projection) => {
+                let input = self.node(&projection.input).await?;
+                let exprs = projection
+                    .expr
+                    .iter()
+                    .map(|e| self.physical(e, projection.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Node::new(Map::project(exprs, schema), vec![input]))
+            }
+            LogicalPlan::Filter(filter) => {
+                let input = self.node(&filter.input).await?;
+                let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+                Ok(Node::new(Map::filter(predicate, schema), vec![input]))
+            }
+            LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input).await,
+            LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate).await,
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let group = input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                let aggregate = Aggregate::try_new(input.clone(), group, vec![])?;
+                self.aggregate(&aggregate).await
+            }
+            LogicalPlan::Distinct(Distinct::On(_)) => Err(refuse("DISTINCT ON")),
+            LogicalPlan::Window(window) => {
+                for expr in &window.window_expr {
+                    check_expr(expr)?;
+                }
+                let input = self.node(&window.input).await?;
+                let partition = shared_partition(&window.window_expr);
+                let partition = partition
+                    .iter()
+                    .map(|e| self.physical(e, window.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let op = Recompute::window(window, partition, self.session.clone())?;
+                Ok(Node::new(op, vec![input]))
+            }
+            LogicalPlan::Join(join) => {
+                if join.null_aware
+                    && (join.join_type != JoinType::LeftAnti || join.filter.is_some())
+                {
+                    return Err(refuse("this NOT IN (subquery)"));
+                }
+                if matches!(join.join_type, JoinType::LeftMark | JoinType::RightMark) {
+                    return Err(refuse("a subquery inside OR or the select list"));
+                }
+                let left = self.node(&join.left).await?;
+                let right = self.node(&join.right).await?;
+                let left_keys = join
+                    .on
+                    .iter()
+                    .map(|(l, _)| self.physical(l, join.left.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let right_keys = join
+                    .on
+                    .iter()
+                    .map(|(_, r)| self.physical(r, join.right.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let both = join.left.schema().join(join.right.schema())?;
+                let filter = join
+                    .filter
+                    .as_ref()
+                    .map(|f| self.physical(f, &both))
+                    .transpose()?;
+                let spec = JoinSpec {
+                    join_type: join.join_type,
+                    left_keys,
+                    right_keys,
+                    filter,
+                    nulls_equal: join.null_equality
+                        == datafusion::common::NullEquality::NullEqualsNull,
+                    null_aware: join.null_aware,
+                    left_schema: Arc::new(join.left.schema().as_arrow().clone()),
+                    right_schema: Arc::new(join.right.schema().as_arrow().clone()),
+                    schema,
+                };
+                Ok(Node::new(JoinOperator::try_new(spec)?, vec![left, right]))
+            }
+            LogicalPlan::Union(union) => {
+                let mut inputs = Vec::with_capacity(union.inputs.len());
+                for input in &union.inputs {
+                    inputs.push(self.node(input).await?);
+                }
+                Ok(Node::new(Union::new(schema), inputs))
+            }
+            LogicalPlan::Sort(sort) => match sort.fetch {
+                None => self.node(&sort.input).await,
+                Some(fetch) => {
+                    let input = self.node(&sort.input).await?;
+                    let order = self.sort_exprs(&sort.expr, sort.input.schema())?;
+                    Ok(Node::new(
+                        TopN::try_new(order, 0, Some(fetch), schema)?,
+                        vec![input],
+                    ))
+                }
+            },
+            LogicalPlan::Limit(limit) => {
+                let skip = match limit.get_skip_type()? {
+                    SkipType::Literal(n) => n,
+                    SkipType::UnsupportedExpr => return Err(refuse("a computed OFFSET")),
+                };
+                let fetch = match limit.get_fetch_type()? {
+                    FetchType::Literal(n) => n,
+                    FetchType::UnsupportedExpr => return Err(refuse("a computed LIMIT")),
+                };
+                let LogicalPlan::Sort(sort) = limit.input.as_ref() else {
+                    return Err(refuse("a LIMIT without ORDER BY"));
+                };
+                let input = self.node(&sort.input).await?;
+                let order = self.sort_exprs(&sort.expr, sort.input.schema())?;
+                Ok(Node::new(
+                    TopN::try_new(order, skip, fetch, schema)?,
+                    vec![input],
+                ))
+            }
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                let physical = self.session.create_physical_plan(plan).await?;
+                let batches = collect(physical, self.session.task_ctx()).await?;
+                let rows = match batches.first() {
+                    None => datafusion::arrow::record_batch::RecordBatch::new_empty(schema),
+                    Some(first) => {
+                        datafusion::arrow::compute::concat_batches(&first.schema(), &batches)?
+                    }
+                };
+                Ok(Node::new(Constant::new(rows), vec![]))
+            }
+            other => Err(refuse(format!("the plan node {}", node_name(other)))),
+        }
+    }
+
+    async fn aggregate(&mut self, aggregate: &Aggregate) -> Result<Node> {
+        for expr in aggregate.group_expr.iter().chain(&aggregate.aggr_expr) {
+            if matches!(expr, Expr::GroupingSet(_)) {
+                return Err(refuse("GROUPING SETS, ROLLUP or CUBE"));
+            }
+            check_expr(expr)?;
+        }
+        let input = self.node(&aggregate.input).await?;
+        let keys = aggregate
+            .group_expr
+            .iter()
+            .map(|e| self.physical(e, aggregate.input.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let op = Recompute::aggregate(aggregate, keys, self.session.clone())?;
+        Ok(Node::new(op, vec![input]))
+    }
+}
+
+fn has_scalar_subquery(plan: &LogicalPlan) -> bool {
+    plan.expressions().iter().any(|e| {
+        e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_))))
+            .unwrap_or(false)
+    })
+}
+
+/// Whether a plan returns at most one row, whatever its input holds.
+fn at_most_one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+        LogicalPlan::Limit(limit) => {
+            matches!(limit.get_fetch_type(), Ok(FetchType::Literal(Some(n))) if n <= 1)
+                || at_most_one_row(&limit.input)
+        }
+        LogicalPlan::Projection(p) => at_most_one_row(&p.input),
+        LogicalPlan::SubqueryAlias(a) => at_most_one_row(&a.input),
+        LogicalPlan::Filter(f) => at_most_one_row(&f.input),
+        LogicalPlan::Sort(s) => s.fetch.is_some_and(|n| n <= 1) || at_most_one_row(&s.input),
+        _ => false,
+    }
+}
+
+/// A Filter or Projection with uncorrelated scalar subqueries, rewritten
+/// so that each subquery is a LEFT join of the input with the subquery's
+/// (at most one) row, and the subquery's value a column of it: a join the
+/// engine maintains, with NULL when the subquery has no row, as SQL says.
+/// A subquery that may return several rows is refused (PostgreSQL would
+/// fail at run time; a view cannot).
+fn lift_scalar_subqueries(plan: &LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::Column;
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    let input = plan
+        .inputs()
+        .first()
+        .map(|i| (*i).clone())
+        .ok_or_else(|| Error::Internal("a filter without input".into()))?;
+    let mut joined = input.clone();
+    let mut count = 0;
+    let mut exprs = Vec::new();
+    for expr in plan.expressions() {
+        let rewritten = expr.transform(|e| match e {
+            Expr::ScalarSubquery(subquery) => {
+                if !subquery.outer_ref_columns.is_empty() {
+                    return Err(datafusion::error::DataFusionError::NotImplemented(
+                        "a correlated scalar subquery cannot be maintained incrementally in a materialized view".into(),
+                    ));
+                }
+                if !at_most_one_row(&subquery.subquery) {
+                    return Err(datafusion::error::DataFusionError::NotImplemented(
+                        "a scalar subquery that may return more than one row cannot be maintained in a materialized view".into(),
+                    ));
+                }
+                let alias = format!("__freshet_subquery_{count}");
+                count += 1;
+                let right = LogicalPlanBuilder::from(subquery.subquery.as_ref().clone())
+                    .alias(alias.as_str())?
+                    .build()?;
+                let name = right.schema().field(0).name().clone();
+                joined = LogicalPlanBuilder::from(joined.clone())
+                    .join_on(right, JoinType::Left, vec![datafusion::logical_expr::lit(true)])?
+                    .build()?;
+                Ok(Transformed::yes(Expr::Column(Column::new(Some(alias), name))))
+            }
+            other => Ok(Transformed::no(other)),
+        })?;
+        exprs.push(rewritten.data);
+    }
+    let original_columns: Vec<Expr> = input
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    Ok(match plan {
+        LogicalPlan::Filter(_) => {
+            let predicate = exprs
+                .pop()
+                .ok_or_else(|| Error::Internal("a filter without predicate".into()))?;
+            LogicalPlanBuilder::from(joined)
+                .filter(predicate)?
+                .project(original_columns)?
+                .build()?
+        }
+        _ => {
+            let named: Vec<Expr> = exprs
+                .into_iter()
+                .zip(plan.schema().iter())
+                .map(|(e, (qualifier, field))| e.alias_qualified(qualifier.cloned(), field.name()))
+                .collect();
+            LogicalPlanBuilder::from(joined).project(named)?.build()?
+        }
+    })
+}
+
+/// The PARTITION BY expressions every window expression shares (in the
+/// first one's order): each partition is then recomputed on its own.
+fn shared_partition(window_exprs: &[Expr]) -> Vec<Expr> {
+    let partitions: Vec<Vec<Expr>> = window_exprs
+        .iter()
+        .map(|e| {
+            let mut inner = e;
+            while let Expr::Alias(alias) = inner {
+                inner = &alias.expr;
+            }
+            match inner {
+                Expr::WindowFunction(window) => window.params.partition_by.clone(),
+                _ => Vec::new(),
+            }
+        })
+        .collect();
+    let Some(first) = partitions.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .filter(|e| partitions.iter().all(|p| p.contains(e)))
+        .cloned()
+        .collect()
+}
+
+/// Refuses functions whose value changes without the input changing, in
+/// every node of the plan and of its subqueries.
+fn check_functions(plan: &LogicalPlan) -> Result<()> {
+    let mut problem: Option<Error> = None;
+    plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    problem = Some(refuse(format!("the function {}()", f.func.name())));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if problem.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    match problem {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Refuses expressions whose value can change without the input changing,
+/// and subqueries the optimizer could not turn into joins.
+fn check_expr(expr: &Expr) -> Result<()> {
+    let mut problem: Option<Error> = None;
+    expr.apply(|e| {
+        let found = match e {
+            Expr::ScalarFunction(f) if f.func.signature().volatility != Volatility::Immutable => {
+                Some(refuse(format!("the function {}()", f.func.name())))
+            }
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
+                Some(refuse("this subquery"))
+            }
+            Expr::OuterReferenceColumn(..) => Some(refuse("this correlated subquery")),
+            Expr::Placeholder(_) => Some(Error::InvalidParameter(
+                "a materialized view cannot have parameters".into(),
+            )),
+            Expr::Literal(ScalarValue::Null, _) => None,
+            _ => None,
+        };
+        Ok(match found {
+            Some(error) => {
+                problem = Some(error);
+                TreeNodeRecursion::Stop
+            }
+            None => TreeNodeRecursion::Continue,
+        })
+    })?;
+    match problem {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+fn node_name(plan: &LogicalPlan) -> String {
+    let display = plan.display().to_string();
+    display
+        .split([':', ' '])
+        .next()
+        .unwrap_or("unknown")
+        .to_string()
+}

@@ -1,0 +1,128 @@
+//! The contents of one materialized view: a table the engine writes.
+//!
+//! Rows live in a `TableData` (Arrow chunks, hidden row ids), so a snapshot
+//! is the same cheap `Arc` of a chunk list that table reads use. An MV is a
+//! multiset (a query without a unique key may return a row twice), so an
+//! index maps each distinct row (arrow-row bytes of all columns) to the row
+//! ids holding its copies: a delta's `-1` finds the row to delete without a
+//! scan, and `+n` appends n copies.
+//!
+//! # Invariants
+//! - `copies[r]` lists the ids of exactly the live rows equal to r; rows
+//!   with no copies are absent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+
+use super::{TableChange, TableData};
+use crate::stream::ZBatch;
+use crate::stream::zset::{RowCodec, take_rows};
+
+pub struct MvData {
+    data: TableData,
+    codec: RowCodec,
+    copies: HashMap<Box<[u8]>, Vec<u64>>,
+}
+
+impl MvData {
+    /// `schema` is the MV's row schema (every field nullable).
+    pub fn try_new(schema: &SchemaRef) -> Result<Self, ArrowError> {
+        Ok(MvData {
+            data: TableData::try_new(schema, &[])?,
+            codec: RowCodec::new(schema)?,
+            copies: HashMap::new(),
+        })
+    }
+
+    /// The chunks as of now, row id first. Cheap: an `Arc` clone.
+    pub fn snapshot(&self) -> Arc<Vec<RecordBatch>> {
+        self.data.snapshot()
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.data.row_count()
+    }
+
+    /// Applies one epoch's output delta. A retraction of a row the MV does
+    /// not hold is an engine bug and fails. The delta is consolidated first:
+    /// an epoch may insert a row and retract it again, in either order.
+    pub fn apply(&mut self, delta: &ZBatch) -> Result<(), ArrowError> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let delta = &delta.consolidate().map_err(|e| match e {
+            crate::stream::StreamError::Arrow(e) => e,
+            other => ArrowError::ComputeError(other.to_string()),
+        })?;
+        let encoded = self.codec.encode(delta.rows())?;
+        let mut deleted = Vec::new();
+        let mut repeat: Vec<u32> = Vec::new();
+        for (i, w) in delta.weights().iter().enumerate() {
+            if *w > 0 {
+                repeat.extend(std::iter::repeat_n(i as u32, *w as usize));
+                continue;
+            }
+            let row = encoded.row(i).data();
+            let ids = self.copies.get_mut(row).ok_or_else(|| {
+                ArrowError::InvalidArgumentError("the view retracts a row it does not hold".into())
+            })?;
+            for _ in 0..w.unsigned_abs() {
+                deleted.push(ids.pop().ok_or_else(|| {
+                    ArrowError::InvalidArgumentError(
+                        "the view retracts more copies of a row than it holds".into(),
+                    )
+                })?);
+            }
+            if ids.is_empty() {
+                self.copies.remove(row);
+            }
+        }
+        deleted.sort_unstable();
+        let inserted = if repeat.is_empty() {
+            None
+        } else {
+            let rows = take_rows(delta.rows(), &UInt32Array::from(repeat.clone()))?;
+            let first = self.data.reserve_rowids(rows.num_rows());
+            let ids: Vec<u64> = (first..first + rows.num_rows() as u64).collect();
+            for (id, i) in ids.iter().zip(&repeat) {
+                self.copies
+                    .entry(encoded.row(*i as usize).data().into())
+                    .or_default()
+                    .push(*id);
+            }
+            let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from(ids))];
+            columns.extend(rows.columns().iter().cloned());
+            Some(RecordBatch::try_new(
+                self.data.stored_schema().clone(),
+                columns,
+            )?)
+        };
+        self.data.apply(&TableChange { deleted, inserted })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::zset::tests::zbatch;
+
+    #[test]
+    fn keeps_copies_and_deletes_one_at_a_time() {
+        let delta = zbatch(&[(2, Some(1), Some("a")), (1, None, None)]);
+        let mut mv = MvData::try_new(&delta.schema()).unwrap();
+        mv.apply(&delta).unwrap();
+        assert_eq!(mv.row_count(), 3);
+        mv.apply(&zbatch(&[(-1, Some(1), Some("a"))])).unwrap();
+        assert_eq!(mv.row_count(), 2);
+        assert!(mv.apply(&zbatch(&[(-2, Some(1), Some("a"))])).is_err());
+        // An insert and its retraction in one delta, retraction first.
+        mv.apply(&zbatch(&[(-1, Some(7), None), (1, Some(7), None)]))
+            .unwrap();
+        assert_eq!(mv.row_count(), 2);
+    }
+}

@@ -1,0 +1,463 @@
+//! The epoch runtime: one thread that owns every dataflow and every MV's
+//! contents, fed through one bounded channel in commit order.
+//!
+//! ```text
+//! commit (under the order lock) ──Change──┐
+//! CREATE/DROP MV, CREATE/DROP TABLE ──────┤ bounded channel, FIFO
+//! FLUSH ──────────────────────────────────┘
+//!                    │
+//!                    ▼
+//!   pending deltas per table ── every epoch_interval, or on FLUSH ──>
+//!   step every MV in creation order (an MV after the MVs it reads) ──>
+//!   apply each output delta to the MV's contents ──> publish one
+//!   EpochSnapshot (all tables and MVs at this epoch) with one swap
+//! ```
+//!
+//! Because writers send their change while they hold the order lock, the
+//! channel order is the commit order: everything before a message happened
+//! before it. A CREATE MATERIALIZED VIEW message therefore finds the tables
+//! exactly as they were when it was sent: the backfill reads them whole,
+//! later changes arrive after it, so there is no gap and no double count.
+//!
+//! The channel is bounded: when the engine falls behind, committing
+//! writers wait (backpressure) instead of memory growing without bound.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::{Node, StepContext, StreamError, ZBatch};
+use crate::catalog::{MvId, Relation, TableId};
+use crate::state::{Chunks, EpochSnapshot, MvData, Published};
+
+/// Messages in flight before writers wait.
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// One committed change of a table: the rows it removed and added (row id
+/// first), and the table's chunks after it.
+pub struct TableDelta {
+    pub table: TableId,
+    pub removed: Option<RecordBatch>,
+    pub inserted: Option<RecordBatch>,
+    pub snapshot: Chunks,
+}
+
+pub enum Message {
+    /// The changes of one statement or one transaction, in order; they
+    /// always land in the same epoch.
+    Commit(Vec<TableDelta>),
+    /// A table appeared (with its contents) or was dropped (`None`).
+    Table {
+        table: TableId,
+        snapshot: Option<Chunks>,
+    },
+    CreateMv {
+        id: MvId,
+        name: String,
+        dataflow: Box<Node>,
+        schema: SchemaRef,
+        inputs: Vec<Relation>,
+        reply: oneshot::Sender<Result<(), StreamError>>,
+    },
+    DropMv {
+        id: MvId,
+    },
+    /// Run an epoch now; answers with the epoch that covers every message
+    /// sent before this one.
+    Flush {
+        reply: oneshot::Sender<u64>,
+    },
+}
+
+/// What users can see of an MV's health (`freshet_catalog.mv_status`).
+#[derive(Debug, Clone, Default)]
+pub struct MvStatus {
+    pub name: String,
+    pub rows: usize,
+    /// Rows whose expression failed and yielded NULL, since the MV started.
+    pub row_errors: u64,
+    pub last_error: Option<String>,
+    /// Set when the dataflow itself failed: the MV stopped at its last
+    /// good epoch, and reads report this.
+    pub failed: Option<String>,
+    pub epoch: u64,
+    /// CREATE MATERIALIZED VIEW is computing it from its inputs' contents.
+    pub backfilling: bool,
+}
+
+pub type StatusTable = Arc<Mutex<HashMap<MvId, MvStatus>>>;
+
+/// The handle sessions hold.
+#[derive(Clone)]
+pub struct Runtime {
+    sender: mpsc::Sender<Message>,
+    published: Arc<Published>,
+    status: StatusTable,
+    interval_ms: Arc<AtomicU64>,
+}
+
+impl Runtime {
+    /// Starts the runtime thread.
+    pub fn start(interval: Duration) -> Result<Self, StreamError> {
+        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        let published = Arc::new(Published::default());
+        let status: StatusTable = Arc::default();
+        let interval_ms = Arc::new(AtomicU64::new(interval.as_millis().max(1) as u64));
+        let mut engine = Engine {
+            receiver,
+            published: published.clone(),
+            status: status.clone(),
+            interval_ms: interval_ms.clone(),
+            tables: HashMap::new(),
+            pending: HashMap::new(),
+            mvs: Vec::new(),
+            epoch: 0,
+            seq: 0,
+        };
+        std::thread::Builder::new()
+            .name("freshet-epochs".into())
+            .spawn(move || engine.run())
+            .map_err(|e| StreamError::Internal(format!("cannot start the epoch runtime: {e}")))?;
+        Ok(Runtime {
+            sender,
+            published,
+            status,
+            interval_ms,
+        })
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), StreamError> {
+        self.sender
+            .send(message)
+            .await
+            .map_err(|_| StreamError::Internal("the epoch runtime has stopped".into()))
+    }
+
+    /// Returns once every message sent before it is visible to readers.
+    pub async fn flush(&self) -> Result<u64, StreamError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Message::Flush { reply }).await?;
+        answer
+            .await
+            .map_err(|_| StreamError::Internal("the epoch runtime has stopped".into()))
+    }
+
+    pub fn published(&self) -> Arc<EpochSnapshot> {
+        self.published.current()
+    }
+
+    pub fn status(&self) -> HashMap<MvId, MvStatus> {
+        match self.status.lock() {
+            Ok(status) => status.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_interval(&self, interval: Duration) {
+        self.interval_ms
+            .store(interval.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.load(Ordering::Relaxed))
+    }
+}
+
+struct LiveMv {
+    id: MvId,
+    dataflow: Box<Node>,
+    inputs: Vec<Relation>,
+    data: MvData,
+    failed: bool,
+}
+
+struct Engine {
+    receiver: mpsc::Receiver<Message>,
+    published: Arc<Published>,
+    status: StatusTable,
+    interval_ms: Arc<AtomicU64>,
+    /// Every table's chunks as of the last message received.
+    tables: HashMap<TableId, Chunks>,
+    /// Changes received since the last epoch, per table (row id stripped).
+    pending: HashMap<TableId, Vec<ZBatch>>,
+    /// In creation order: an MV comes after every MV it reads.
+    mvs: Vec<LiveMv>,
+    epoch: u64,
+    seq: u64,
+}
+
+impl Engine {
+    fn run(&mut self) {
+        let clock = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(clock) => clock,
+            Err(e) => {
+                error!(error = %e, "the epoch runtime cannot start its clock");
+                return;
+            }
+        };
+        let mut last_epoch = Instant::now();
+        loop {
+            let interval = Duration::from_millis(self.interval_ms.load(Ordering::Relaxed));
+            let wait = interval.saturating_sub(last_epoch.elapsed());
+            let received =
+                clock.block_on(async { tokio::time::timeout(wait, self.receiver.recv()).await });
+            match received {
+                Ok(None) => return,
+                Ok(Some(message)) => {
+                    if self.handle(message) {
+                        last_epoch = Instant::now();
+                    }
+                }
+                Err(_) => {}
+            }
+            if last_epoch.elapsed() >= interval {
+                if !self.pending.is_empty() {
+                    self.run_epoch();
+                }
+                last_epoch = Instant::now();
+            }
+        }
+    }
+
+    /// Handles one message; true if it ran an epoch.
+    fn handle(&mut self, message: Message) -> bool {
+        match message {
+            Message::Commit(deltas) => {
+                self.seq += 1;
+                for delta in deltas {
+                    self.tables.insert(delta.table, delta.snapshot);
+                    let pending = self.pending.entry(delta.table).or_default();
+                    for (rows, weight) in [(delta.removed, -1), (delta.inserted, 1)] {
+                        if let Some(rows) = rows.filter(|r| r.num_rows() > 0) {
+                            pending.push(ZBatch::uniform(without_rowid(&rows), weight));
+                        }
+                    }
+                }
+                false
+            }
+            Message::Table { table, snapshot } => {
+                match snapshot {
+                    Some(snapshot) => {
+                        self.tables.insert(table, snapshot);
+                    }
+                    None => {
+                        self.tables.remove(&table);
+                        self.pending.remove(&table);
+                    }
+                }
+                false
+            }
+            Message::CreateMv {
+                id,
+                name,
+                dataflow,
+                schema,
+                inputs,
+                reply,
+            } => {
+                if !self.pending.is_empty() {
+                    self.run_epoch();
+                }
+                let result = self.create_mv(id, name, dataflow, schema, inputs);
+                if result.is_err()
+                    && let Ok(mut status) = self.status.lock()
+                {
+                    status.remove(&id);
+                }
+                self.publish();
+                let _ = reply.send(result);
+                true
+            }
+            Message::DropMv { id } => {
+                self.mvs.retain(|mv| mv.id != id);
+                if let Ok(mut status) = self.status.lock() {
+                    status.remove(&id);
+                }
+                self.publish();
+                false
+            }
+            Message::Flush { reply } => {
+                self.run_epoch();
+                let _ = reply.send(self.epoch);
+                true
+            }
+        }
+    }
+
+    fn create_mv(
+        &mut self,
+        id: MvId,
+        name: String,
+        mut dataflow: Box<Node>,
+        schema: SchemaRef,
+        inputs: Vec<Relation>,
+    ) -> Result<(), StreamError> {
+        let started = Instant::now();
+        if let Ok(mut status) = self.status.lock() {
+            status.insert(
+                id,
+                MvStatus {
+                    name: name.clone(),
+                    backfilling: true,
+                    epoch: self.epoch,
+                    ..MvStatus::default()
+                },
+            );
+        }
+        let mut sources: HashMap<Relation, ZBatch> = HashMap::new();
+        for input in &inputs {
+            let chunks = match input {
+                Relation::Table(table) => self.tables.get(table).cloned(),
+                Relation::Mv(mv) => self
+                    .mvs
+                    .iter()
+                    .find(|m| m.id == *mv)
+                    .map(|m| m.data.snapshot()),
+            }
+            .ok_or_else(|| StreamError::Internal(format!("{input} is not known to the engine")))?;
+            if !chunks.is_empty() {
+                sources.insert(*input, contents(&chunks)?);
+            }
+        }
+        let mut data = MvData::try_new(&super::output_schema(&schema))?;
+        let mut ctx = StepContext::new(&sources);
+        let delta = guarded(|| dataflow.step(&mut ctx))?;
+        data.apply(&delta)?;
+        info!(
+            view = %name,
+            rows = data.row_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "materialized view backfilled"
+        );
+        if let Ok(mut status) = self.status.lock() {
+            status.insert(
+                id,
+                MvStatus {
+                    name,
+                    rows: data.row_count(),
+                    row_errors: ctx.errors,
+                    last_error: ctx.last_error.clone(),
+                    failed: None,
+                    epoch: self.epoch,
+                    backfilling: false,
+                },
+            );
+        }
+        self.mvs.push(LiveMv {
+            id,
+            dataflow,
+            inputs,
+            data,
+            failed: false,
+        });
+        Ok(())
+    }
+
+    /// Steps every MV over the pending changes and publishes the result.
+    fn run_epoch(&mut self) {
+        let mut sources: HashMap<Relation, ZBatch> = HashMap::new();
+        for (table, parts) in self.pending.drain() {
+            let Some(schema) = parts.first().map(|p| p.schema()) else {
+                continue;
+            };
+            match ZBatch::concat(&schema, &parts) {
+                Ok(delta) => {
+                    sources.insert(Relation::Table(table), delta);
+                }
+                Err(e) => error!(error = %e, "a table delta does not concatenate"),
+            }
+        }
+        self.epoch += 1;
+        for mv in &mut self.mvs {
+            if mv.failed || !mv.inputs.iter().any(|i| sources.contains_key(i)) {
+                continue;
+            }
+            let mut ctx = StepContext::new(&sources);
+            let outcome = guarded(|| {
+                let delta = mv.dataflow.step(&mut ctx)?;
+                mv.data.apply(&delta)?;
+                Ok(delta)
+            });
+            let (errors, last_error) = (ctx.errors, ctx.last_error.take());
+            let mut status = match self.status.lock() {
+                Ok(status) => status,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let entry = status.entry(mv.id).or_default();
+            entry.row_errors += errors;
+            if last_error.is_some() {
+                entry.last_error = last_error;
+            }
+            match outcome {
+                Ok(delta) => {
+                    entry.rows = mv.data.row_count();
+                    entry.epoch = self.epoch;
+                    drop(status);
+                    sources.insert(Relation::Mv(mv.id), delta);
+                }
+                Err(e) => {
+                    warn!(view = %entry.name, error = %e, "materialized view failed");
+                    entry.failed = Some(e.to_string());
+                    mv.failed = true;
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.published.publish(EpochSnapshot {
+            epoch: self.epoch,
+            seq: self.seq,
+            tables: self.tables.clone(),
+            mvs: self
+                .mvs
+                .iter()
+                .map(|mv| (mv.id, mv.data.snapshot()))
+                .collect(),
+        });
+    }
+}
+
+/// Runs one step of a dataflow; a panic inside it (a bug) becomes an
+/// error for that MV instead of stopping the runtime and every other MV.
+fn guarded<T>(step: impl FnOnce() -> Result<T, StreamError>) -> Result<T, StreamError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(StreamError::Internal(format!(
+            "the dataflow panicked: {what}"
+        )))
+    })
+}
+
+/// Rows as the user sees them: the stored row id (column 0) removed.
+fn without_rowid(rows: &RecordBatch) -> RecordBatch {
+    let columns: Vec<usize> = (1..rows.num_columns()).collect();
+    rows.project(&columns).unwrap_or_else(|_| rows.clone())
+}
+
+/// A relation's whole contents as one insert delta (row id stripped).
+fn contents(chunks: &Chunks) -> Result<ZBatch, StreamError> {
+    let Some(first) = chunks.first() else {
+        return Err(StreamError::Internal(
+            "no schema for an empty relation".into(),
+        ));
+    };
+    let schema = first.schema();
+    let all = concat_batches(&schema, chunks.iter())?;
+    Ok(ZBatch::uniform(without_rowid(&all), 1))
+}
