@@ -73,6 +73,10 @@ pub struct MvDef {
     pub sql: String,
     /// Where unqualified names in `sql` resolved when it was created.
     pub search_schema: String,
+    /// Names given in `CREATE MATERIALIZED VIEW m (a, b)`, for the first
+    /// output columns.
+    #[serde(default)]
+    pub columns: Vec<String>,
     /// The tables and MVs the query reads.
     pub inputs: Vec<Relation>,
 }

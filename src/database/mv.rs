@@ -70,18 +70,35 @@ impl Database {
 
     /// Plans the query of an MV as a dataflow, with the output columns named
     /// as PostgreSQL names them.
-    async fn plan_mv(&self, query: &Query, search_schema: &str) -> Result<(StreamPlan, SchemaRef)> {
+    /// `columns` renames the first output columns (`CREATE MATERIALIZED VIEW
+    /// m (a, b) AS ...`).
+    async fn plan_mv(
+        &self,
+        query: &Query,
+        columns: &[String],
+        search_schema: &str,
+    ) -> Result<(StreamPlan, SchemaRef)> {
         let statement = Statement::Query(Box::new(query.clone()));
         refuse_multiset_set_operations(&statement)?;
         let logical = self.plan(&statement, search_schema).await?;
         let stream = plan::build(&logical, &self.state_in(search_schema)).await?;
         let names = crate::sql::output_names(&statement);
+        if columns.len() > stream.schema.fields().len() {
+            return Err(Error::InvalidParameter(
+                "CREATE MATERIALIZED VIEW specifies too many column names".into(),
+            ));
+        }
         let mut fields: Vec<Field> = Vec::new();
         for (i, field) in stream.schema.fields().iter().enumerate() {
-            let name = names
-                .as_ref()
-                .filter(|n| n.len() == stream.schema.fields().len())
-                .and_then(|n| n[i].clone())
+            let name = columns
+                .get(i)
+                .cloned()
+                .or_else(|| {
+                    names
+                        .as_ref()
+                        .filter(|n| n.len() == stream.schema.fields().len())
+                        .and_then(|n| n[i].clone())
+                })
                 .unwrap_or_else(|| field.name().clone());
             if fields.iter().any(|f| f.name() == &name) {
                 return Err(Error::DuplicateColumn(name));
@@ -103,12 +120,6 @@ impl Database {
                     .into(),
             ));
         }
-        if !view.columns.is_empty() {
-            return Err(Error::NotSupported(
-                "a column list on CREATE MATERIALIZED VIEW is not supported: name the columns with AS in the query"
-                    .into(),
-            ));
-        }
         let (schema, name) = self.resolve_name(&view.name, search_schema)?;
         let _ddl = self.ddl.lock().await;
         let exists = {
@@ -121,13 +132,19 @@ impl Database {
             }
             return Err(Error::DuplicateTable(name));
         }
-        let (stream, columns) = self.plan_mv(&view.query, search_schema).await?;
+        let names: Vec<String> = view
+            .columns
+            .iter()
+            .map(|c| crate::sql::ident_name(&c.name))
+            .collect();
+        let (stream, columns) = self.plan_mv(&view.query, &names, search_schema).await?;
         let def = MvDef {
             id: MvId(self.store.next_id()?),
             schema,
             name,
             sql: view.query.to_string(),
             search_schema: search_schema.to_string(),
+            columns: names,
             inputs: stream.inputs.clone(),
         };
         let def = self
@@ -153,7 +170,9 @@ impl Database {
                 def.name
             )));
         };
-        let (stream, columns) = self.plan_mv(&query, &def.search_schema).await?;
+        let (stream, columns) = self
+            .plan_mv(&query, &def.columns, &def.search_schema)
+            .await?;
         self.launch_mv(def, stream, columns).await
     }
 
@@ -292,7 +311,7 @@ impl Database {
         view: &CreateView,
         search_schema: &str,
     ) -> Result<Outcome> {
-        let (stream, _) = self.plan_mv(&view.query, search_schema).await?;
+        let (stream, _) = self.plan_mv(&view.query, &[], search_schema).await?;
         let lines = stream.root.explain();
         let schema = Arc::new(Schema::new(vec![Field::new(
             "QUERY PLAN",
@@ -301,6 +320,11 @@ impl Database {
         )]));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(lines))])?;
         Ok(Outcome::batches(schema, vec![batch]))
+    }
+
+    /// How often epochs run when nobody calls FLUSH; for every session.
+    pub fn set_epoch_interval(&self, interval: std::time::Duration) {
+        self.runtime.set_interval(interval);
     }
 
     /// Returns once every change acknowledged before it is visible in every MV.

@@ -120,6 +120,28 @@ impl Handler {
             }
             _ => {}
         }
+        // The epoch interval is the server's, not the session's: SET
+        // changes it for every view (RisingWave: barrier_interval_ms).
+        if let Statement::Set(datafusion::sql::sqlparser::ast::Set::SingleAssignment {
+            variable,
+            values,
+            ..
+        }) = statement
+            && variable.to_string().eq_ignore_ascii_case("epoch_interval")
+        {
+            let value = values
+                .iter()
+                .map(|v| v.to_string().trim_matches('\'').to_string())
+                .collect::<Vec<_>>()
+                .join("");
+            let interval = session::parse_duration(&value)?;
+            if interval.is_zero() {
+                return Err(Error::InvalidParameter(
+                    "epoch_interval must be greater than zero".into(),
+                ));
+            }
+            self.db.set_epoch_interval(interval);
+        }
         let slot = client
             .session_extensions()
             .get_or_insert_with(TxnSlot::default);

@@ -112,7 +112,7 @@ pub fn statement_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration>
 
 /// PostgreSQL's duration syntax for settings: a number in milliseconds, or a
 /// number with a unit (`5s`, `100ms`, `2min`).
-fn parse_duration(text: &str) -> Result<Duration> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
