@@ -36,7 +36,10 @@ use datafusion::physical_plan::collect;
 use crate::catalog::Relation;
 use crate::error::{Error, Result};
 use crate::query::{MvTable, StoredTable};
-use crate::stream::{Constant, JoinOperator, JoinSpec, Map, Node, Recompute, Source, TopN, Union};
+use crate::stream::{
+    AggregateCall, AggregateKind, Constant, HashAggregate, JoinOperator, JoinSpec, Map, Node,
+    Recompute, Source, TopN, Union,
+};
 
 /// A dataflow ready to run, with what it reads.
 pub struct StreamPlan {
@@ -286,6 +289,30 @@ impl Planner {
             .iter()
             .map(|e| self.physical(e, aggregate.input.schema()))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(calls) = self.linear_calls(aggregate)? {
+            let description = format!(
+                "HashAggregate: group by [{}], [{}]; running totals: per group the row count, counts and sums, min/max value multisets",
+                aggregate
+                    .group_expr
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                aggregate
+                    .aggr_expr
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            let input_schema: SchemaRef = Arc::new(aggregate.input.schema().as_arrow().clone());
+            let schema: SchemaRef = Arc::new(aggregate.schema.as_arrow().clone());
+            if let Some(op) =
+                HashAggregate::try_new(keys.clone(), calls, &input_schema, schema, description)?
+            {
+                return Ok(Node::new(op, vec![input]));
+            }
+        }
         let op = Recompute::aggregate(aggregate, keys, self.session.clone())?;
         Ok(Node::new(op, vec![input]))
     }
@@ -385,6 +412,43 @@ fn lift_scalar_subqueries(plan: &LogicalPlan) -> Result<LogicalPlan> {
             LogicalPlanBuilder::from(joined).project(named)?.build()?
         }
     })
+}
+
+impl Planner {
+    /// The aggregates as running-total calls, if every one is a plain
+    /// count, sum, min or max of one argument.
+    fn linear_calls(&self, aggregate: &Aggregate) -> Result<Option<Vec<AggregateCall>>> {
+        let mut calls = Vec::with_capacity(aggregate.aggr_expr.len());
+        for expr in &aggregate.aggr_expr {
+            let mut inner = expr;
+            while let Expr::Alias(alias) = inner {
+                inner = &alias.expr;
+            }
+            let Expr::AggregateFunction(function) = inner else {
+                return Ok(None);
+            };
+            let params = &function.params;
+            if params.distinct
+                || params.filter.is_some()
+                || !params.order_by.is_empty()
+                || params.args.len() != 1
+            {
+                return Ok(None);
+            }
+            let kind = match function.func.name() {
+                "count" => AggregateKind::Count,
+                "sum" => AggregateKind::Sum,
+                "min" => AggregateKind::Min,
+                "max" => AggregateKind::Max,
+                _ => return Ok(None),
+            };
+            calls.push(AggregateCall {
+                kind,
+                arg: self.physical(&params.args[0], aggregate.input.schema())?,
+            });
+        }
+        Ok(Some(calls))
+    }
 }
 
 /// The PARTITION BY expressions every window expression shares (in the

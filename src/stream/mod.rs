@@ -19,6 +19,7 @@
 //! that row and is counted (`StepContext::errors`), so one bad row never
 //! stops a view or fails the writer's statement.
 
+mod aggregate;
 mod join;
 mod map;
 pub mod recompute;
@@ -30,6 +31,7 @@ mod top_n;
 mod union;
 pub mod zset;
 
+pub use aggregate::{AggregateCall, HashAggregate, Kind as AggregateKind};
 pub use join::{JoinOperator, JoinSpec};
 pub use map::Map;
 pub use recompute::Recompute;

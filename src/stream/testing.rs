@@ -164,6 +164,11 @@ impl Harness {
         row_lines(&all.expand().unwrap())
     }
 
+    /// The dataflow as EXPLAIN prints it.
+    pub fn explain(&self) -> String {
+        self.root.explain().join("\n")
+    }
+
     pub fn errors(&self) -> u64 {
         self.errors
     }
