@@ -395,17 +395,22 @@ impl Operator for HashAggregate {
             }
             let weights = delta.weights();
             for (row, w) in weights.iter().enumerate() {
-                let key: Box<[u8]> = match &keys {
-                    None => Box::default(),
-                    Some(keys) => keys.row(row).data().into(),
+                let key: &[u8] = match &keys {
+                    None => &[],
+                    Some(keys) => keys.row(row).data(),
                 };
-                if !self.groups.contains_key(&key) {
+                // Look up by the borrowed bytes; allocate a key only for a
+                // group or a touch seen for the first time.
+                if !self.groups.contains_key(key) {
                     let group = self.new_group();
-                    self.groups.insert(key.clone(), group);
+                    self.groups.insert(key.into(), group);
+                }
+                if !touched.contains(key) {
+                    touched.insert(key.into());
                 }
                 let group = self
                     .groups
-                    .get_mut(&key)
+                    .get_mut(key)
                     .ok_or_else(|| StreamError::Internal("a group vanished".into()))?;
                 group.rows += w;
                 for (i, acc) in group.accs.iter_mut().enumerate() {
@@ -438,13 +443,18 @@ impl Operator for HashAggregate {
                     }
                     let value = encoded.row(row).data();
                     let values = &mut group.values[slot];
-                    let count = values.entry(value.into()).or_insert(0);
-                    *count += w;
-                    if *count == 0 {
-                        values.remove(value);
+                    match values.get_mut(value) {
+                        Some(count) => {
+                            *count += w;
+                            if *count == 0 {
+                                values.remove(value);
+                            }
+                        }
+                        None => {
+                            values.insert(value.into(), *w);
+                        }
                     }
                 }
-                touched.insert(key);
             }
         }
         if touched.is_empty() {
