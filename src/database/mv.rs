@@ -16,6 +16,7 @@ use crate::catalog::{MvDef, MvId, Relation};
 use crate::error::{Error, Result};
 use crate::plan::{self, StreamPlan};
 use crate::query::MvTable;
+use crate::state::MvIndex;
 use crate::stream::runtime::Message;
 use crate::stream::zset::nullable;
 
@@ -184,11 +185,16 @@ impl Database {
         stream: StreamPlan,
         columns: SchemaRef,
     ) -> Result<()> {
+        let index = match &stream.key {
+            Some(key) => Some(Arc::new(MvIndex::try_new(&columns, key.clone())?)),
+            None => None,
+        };
         let provider = MvTable::new(
             def.id,
             def.name.clone(),
             columns.clone(),
             self.runtime.clone(),
+            index.clone(),
         );
         self.schema_provider(&def.schema)?
             .register_table(def.name.clone(), Arc::new(provider))?;
@@ -202,6 +208,7 @@ impl Database {
                     dataflow: Box::new(stream.root),
                     schema: columns,
                     inputs: stream.inputs,
+                    index,
                     reply,
                 })
                 .await?;

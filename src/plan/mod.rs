@@ -46,6 +46,10 @@ pub struct StreamPlan {
     pub root: Node,
     pub inputs: Vec<Relation>,
     pub schema: SchemaRef,
+    /// Output columns that are unique in every row (the GROUP BY columns,
+    /// or a key the view carries), from DataFusion's functional
+    /// dependencies: what a point-lookup index is built on.
+    pub key: Option<Vec<usize>>,
 }
 
 /// Plans `plan` (a query's logical plan, not yet optimized) as a dataflow.
@@ -62,10 +66,17 @@ pub async fn build(plan: &LogicalPlan, session: &SessionState) -> Result<StreamP
         inputs: Vec::new(),
     };
     let root = planner.node(&optimized).await?;
+    let key = optimized
+        .schema()
+        .functional_dependencies()
+        .iter()
+        .find(|d| d.mode == datafusion::common::Dependency::Single && !d.source_indices.is_empty())
+        .map(|d| d.source_indices.clone());
     Ok(StreamPlan {
         root,
         inputs: planner.inputs,
         schema: Arc::new(optimized.schema().as_arrow().clone()),
+        key,
     })
 }
 

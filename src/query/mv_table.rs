@@ -9,16 +9,19 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::provider::{ReadEpoch, scan_chunks};
 use crate::catalog::MvId;
-use crate::state::schema_with_rowid;
+use crate::state::{Chunks, MvIndex, schema_with_rowid};
 use crate::stream::runtime::Runtime;
 
 pub struct MvTable {
@@ -26,6 +29,7 @@ pub struct MvTable {
     name: String,
     schema: SchemaRef,
     runtime: Runtime,
+    index: Option<Arc<MvIndex>>,
 }
 
 impl fmt::Debug for MvTable {
@@ -35,13 +39,71 @@ impl fmt::Debug for MvTable {
 }
 
 impl MvTable {
-    pub fn new(id: MvId, name: String, schema: SchemaRef, runtime: Runtime) -> Self {
+    pub fn new(
+        id: MvId,
+        name: String,
+        schema: SchemaRef,
+        runtime: Runtime,
+        index: Option<Arc<MvIndex>>,
+    ) -> Self {
         MvTable {
             id,
             name,
             schema,
             runtime,
+            index,
         }
+    }
+
+    /// The key column a filter `column = literal` pins, and the value.
+    fn pinned(&self, filter: &Expr) -> Option<(usize, ScalarValue)> {
+        let index = self.index.as_ref()?;
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+            return None;
+        };
+        if *op != Operator::Eq {
+            return None;
+        }
+        let (column, value) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                (c, v)
+            }
+            _ => return None,
+        };
+        let position = self.schema.index_of(&column.name).ok()?;
+        index
+            .key()
+            .contains(&position)
+            .then(|| (position, value.clone()))
+    }
+
+    /// The rows whose key the filters pin, read through the index; `None`
+    /// when the filters do not pin the whole key or the index describes
+    /// another epoch.
+    fn lookup(&self, filters: &[Expr], chunks: &Chunks) -> Result<Option<Vec<RecordBatch>>> {
+        let Some(index) = &self.index else {
+            return Ok(None);
+        };
+        let pinned: Vec<(usize, ScalarValue)> =
+            filters.iter().filter_map(|f| self.pinned(f)).collect();
+        let mut values = Vec::with_capacity(index.key().len());
+        for column in index.key() {
+            let Some((_, value)) = pinned.iter().find(|(c, _)| c == column) else {
+                return Ok(None);
+            };
+            let array = value.to_array()?;
+            let wanted = self.schema.field(*column).data_type();
+            values.push(if array.data_type() == wanted {
+                array
+            } else {
+                match cast(&array, wanted) {
+                    Ok(cast) => cast,
+                    Err(_) => return Ok(None),
+                }
+            });
+        }
+        let key = index.encode_key(&values)?;
+        Ok(index.lookup(chunks, &key)?)
     }
 
     pub fn id(&self) -> MvId {
@@ -59,11 +121,26 @@ impl TableProvider for MvTable {
         TableType::View
     }
 
+    /// Equalities on the key columns are offered to the index (Inexact:
+    /// DataFusion still applies them, so a lookup only narrows).
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.pinned(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let epoch = match state.config().get_extension::<ReadEpoch>() {
@@ -87,6 +164,10 @@ impl TableProvider for MvTable {
                 self.name
             ))
         })?;
+        let chunks = match self.lookup(filters, &chunks)? {
+            Some(found) => Arc::new(found),
+            None => chunks,
+        };
         scan_chunks(
             state,
             &chunks,

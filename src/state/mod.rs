@@ -13,11 +13,13 @@
 
 mod change;
 mod mv;
+mod mv_index;
 mod snapshot;
 mod table;
 
 pub use change::TableChange;
 pub use mv::MvData;
+pub use mv_index::MvIndex;
 pub use snapshot::{Chunks, EpochSnapshot, Published};
 pub use table::{ROWID_COLUMN, TableData, schema_with_rowid};
 

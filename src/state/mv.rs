@@ -18,7 +18,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 
-use super::{TableChange, TableData};
+use super::{MvIndex, TableChange, TableData};
 use crate::stream::ZBatch;
 use crate::stream::zset::{RowCodec, take_rows};
 
@@ -26,15 +26,22 @@ pub struct MvData {
     data: TableData,
     codec: RowCodec,
     copies: HashMap<Box<[u8]>, Vec<u64>>,
+    /// The point-lookup index on the view's key, if it has one.
+    index: Option<Arc<MvIndex>>,
 }
 
 impl MvData {
     /// `schema` is the MV's row schema (every field nullable).
-    pub fn try_new(schema: &SchemaRef) -> Result<Self, ArrowError> {
+    pub fn try_new(schema: &SchemaRef, index: Option<Arc<MvIndex>>) -> Result<Self, ArrowError> {
+        let data = TableData::try_new(schema, &[])?;
+        if let Some(index) = &index {
+            index.write().chunks = Some(data.snapshot());
+        }
         Ok(MvData {
-            data: TableData::try_new(schema, &[])?,
+            data,
             codec: RowCodec::new(schema)?,
             copies: HashMap::new(),
+            index,
         })
     }
 
@@ -59,6 +66,11 @@ impl MvData {
             other => ArrowError::ComputeError(other.to_string()),
         })?;
         let encoded = self.codec.encode(delta.rows())?;
+        let mut index = self.index.as_ref().map(|index| (index.write(), index));
+        let keys = match &index {
+            Some((_, index)) => Some(index.encode(delta.rows())?),
+            None => None,
+        };
         let mut deleted = Vec::new();
         let mut repeat: Vec<u32> = Vec::new();
         for (i, w) in delta.weights().iter().enumerate() {
@@ -66,6 +78,7 @@ impl MvData {
                 repeat.extend(std::iter::repeat_n(i as u32, *w as usize));
                 continue;
             }
+            let first_deleted = deleted.len();
             let row = encoded.row(i).data();
             let ids = self.copies.get_mut(row).ok_or_else(|| {
                 ArrowError::InvalidArgumentError("the view retracts a row it does not hold".into())
@@ -80,6 +93,15 @@ impl MvData {
             if ids.is_empty() {
                 self.copies.remove(row);
             }
+            if let (Some((state, _)), Some(keys)) = (&mut index, &keys) {
+                let key = keys.row(i).data();
+                if let Some(holders) = state.rows.get_mut(key) {
+                    holders.retain(|id| !deleted[first_deleted..].contains(id));
+                    if holders.is_empty() {
+                        state.rows.remove(key);
+                    }
+                }
+            }
         }
         deleted.sort_unstable();
         let inserted = if repeat.is_empty() {
@@ -93,6 +115,13 @@ impl MvData {
                     .entry(encoded.row(*i as usize).data().into())
                     .or_default()
                     .push(*id);
+                if let (Some((state, _)), Some(keys)) = (&mut index, &keys) {
+                    state
+                        .rows
+                        .entry(keys.row(*i as usize).data().into())
+                        .or_default()
+                        .push(*id);
+                }
             }
             let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from(ids))];
             columns.extend(rows.columns().iter().cloned());
@@ -102,6 +131,9 @@ impl MvData {
             )?)
         };
         self.data.apply(&TableChange { deleted, inserted })?;
+        if let Some((state, _)) = &mut index {
+            state.chunks = Some(self.data.snapshot());
+        }
         Ok(())
     }
 }
@@ -114,7 +146,7 @@ mod tests {
     #[test]
     fn keeps_copies_and_deletes_one_at_a_time() {
         let delta = zbatch(&[(2, Some(1), Some("a")), (1, None, None)]);
-        let mut mv = MvData::try_new(&delta.schema()).unwrap();
+        let mut mv = MvData::try_new(&delta.schema(), None).unwrap();
         mv.apply(&delta).unwrap();
         assert_eq!(mv.row_count(), 3);
         mv.apply(&zbatch(&[(-1, Some(1), Some("a"))])).unwrap();

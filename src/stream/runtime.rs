@@ -35,7 +35,7 @@ use tracing::{error, info, warn};
 
 use super::{Node, StepContext, StreamError, ZBatch};
 use crate::catalog::{MvId, Relation, TableId};
-use crate::state::{Chunks, EpochSnapshot, MvData, Published};
+use crate::state::{Chunks, EpochSnapshot, MvData, MvIndex, Published};
 
 /// Messages in flight before writers wait.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -64,6 +64,8 @@ pub enum Message {
         dataflow: Box<Node>,
         schema: SchemaRef,
         inputs: Vec<Relation>,
+        /// The point-lookup index to keep, when the view has a unique key.
+        index: Option<Arc<MvIndex>>,
         reply: oneshot::Sender<Result<(), StreamError>>,
     },
     DropMv {
@@ -263,12 +265,13 @@ impl Engine {
                 dataflow,
                 schema,
                 inputs,
+                index,
                 reply,
             } => {
                 if !self.pending.is_empty() {
                     self.run_epoch();
                 }
-                let result = self.create_mv(id, name, dataflow, schema, inputs);
+                let result = self.create_mv(id, name, dataflow, schema, inputs, index);
                 if result.is_err()
                     && let Ok(mut status) = self.status.lock()
                 {
@@ -301,6 +304,7 @@ impl Engine {
         mut dataflow: Box<Node>,
         schema: SchemaRef,
         inputs: Vec<Relation>,
+        index: Option<Arc<MvIndex>>,
     ) -> Result<(), StreamError> {
         let started = Instant::now();
         if let Ok(mut status) = self.status.lock() {
@@ -329,7 +333,7 @@ impl Engine {
                 sources.insert(*input, contents(&chunks)?);
             }
         }
-        let mut data = MvData::try_new(&super::output_schema(&schema))?;
+        let mut data = MvData::try_new(&super::output_schema(&schema), index)?;
         let mut ctx = StepContext::new(&sources);
         let delta = guarded(|| dataflow.step(&mut ctx))?;
         data.apply(&delta)?;
