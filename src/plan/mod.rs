@@ -5,7 +5,8 @@
 //! |---|---|
 //! | TableScan of a table or MV | `Source`: that relation's delta |
 //! | Filter, Projection | `Map` (stateless) |
-//! | Aggregate, Distinct | `Recompute` per touched group |
+//! | Aggregate of count/sum/min/max | `HashAggregate` (running totals) |
+//! | other Aggregate, Distinct | `Recompute` per touched group |
 //! | Window | `Recompute` per touched partition |
 //! | Join (inner, outer, semi, anti) | `JoinOperator` |
 //! | Union | `Union` |
