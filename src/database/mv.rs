@@ -20,45 +20,61 @@ use crate::state::MvIndex;
 use crate::stream::runtime::Message;
 use crate::stream::zset::nullable;
 
-/// DataFusion plans INTERSECT ALL and EXCEPT ALL as plain semi and anti
-/// joins, which keep every left copy (or none) instead of min(m, n) and
-/// max(m - n, 0) copies; a view built on that plan would be wrong.
-fn refuse_multiset_set_operations(statement: &Statement) -> Result<()> {
-    use datafusion::sql::sqlparser::ast::{SetExpr, SetOperator, SetQuantifier, Visit, Visitor};
-    struct Finder;
-    impl Visitor for Finder {
-        type Break = &'static str;
-        fn pre_visit_query(&mut self, query: &Query) -> std::ops::ControlFlow<Self::Break> {
-            fn walk(body: &SetExpr) -> Option<&'static str> {
-                match body {
-                    SetExpr::SetOperation {
+/// Whether the query has INTERSECT ALL or EXCEPT ALL. DataFusion plans
+/// them as semi and anti joins on all columns with NULLs equal, which the
+/// engine then maintains counting copies (min(m, n), max(m - n, 0)). A
+/// subquery predicate (EXISTS, IN) could plan a join of the same shape with
+/// the other meaning, so the two are not mixed in one view.
+fn multiset_set_operations(statement: &Statement) -> Result<bool> {
+    use datafusion::sql::sqlparser::ast::{
+        Expr as SqlExpr, SetExpr, SetOperator, SetQuantifier, Visit, Visitor,
+    };
+    #[derive(Default)]
+    struct Finder {
+        all: bool,
+        subquery: bool,
+    }
+    fn walk(body: &SetExpr) -> bool {
+        match body {
+            SetExpr::SetOperation {
+                op,
+                set_quantifier,
+                left,
+                right,
+            } => {
+                (matches!(set_quantifier, SetQuantifier::All)
+                    && matches!(
                         op,
-                        set_quantifier,
-                        left,
-                        right,
-                    } => {
-                        let all = matches!(set_quantifier, SetQuantifier::All);
-                        match op {
-                            SetOperator::Intersect if all => Some("INTERSECT ALL"),
-                            SetOperator::Except | SetOperator::Minus if all => Some("EXCEPT ALL"),
-                            _ => walk(left).or_else(|| walk(right)),
-                        }
-                    }
-                    _ => None,
-                }
+                        SetOperator::Intersect | SetOperator::Except | SetOperator::Minus
+                    ))
+                    || walk(left)
+                    || walk(right)
             }
-            match walk(&query.body) {
-                Some(what) => std::ops::ControlFlow::Break(what),
-                None => std::ops::ControlFlow::Continue(()),
-            }
+            _ => false,
         }
     }
-    match statement.visit(&mut Finder) {
-        std::ops::ControlFlow::Break(what) => Err(Error::NotIncremental(format!(
-            "{what} is not supported in a materialized view yet; use INTERSECT or EXCEPT (the set forms), or count copies with GROUP BY"
-        ))),
-        std::ops::ControlFlow::Continue(()) => Ok(()),
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> std::ops::ControlFlow<()> {
+            self.all |= walk(&query.body);
+            std::ops::ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &SqlExpr) -> std::ops::ControlFlow<()> {
+            self.subquery |= matches!(
+                expr,
+                SqlExpr::Exists { .. } | SqlExpr::InSubquery { .. } | SqlExpr::Subquery(_)
+            );
+            std::ops::ControlFlow::Continue(())
+        }
     }
+    let mut finder = Finder::default();
+    let _ = statement.visit(&mut finder);
+    if finder.all && finder.subquery {
+        return Err(Error::NotIncremental(
+            "INTERSECT ALL or EXCEPT ALL together with a subquery predicate is not supported in a materialized view yet".into(),
+        ));
+    }
+    Ok(finder.all)
 }
 
 impl Database {
@@ -80,9 +96,9 @@ impl Database {
         search_schema: &str,
     ) -> Result<(StreamPlan, SchemaRef)> {
         let statement = Statement::Query(Box::new(query.clone()));
-        refuse_multiset_set_operations(&statement)?;
+        let multiset = multiset_set_operations(&statement)?;
         let logical = self.plan(&statement, search_schema).await?;
-        let stream = plan::build(&logical, &self.state_in(search_schema)).await?;
+        let stream = plan::build(&logical, &self.state_in(search_schema), multiset).await?;
         let names = crate::sql::output_names(&statement);
         if columns.len() > stream.schema.fields().len() {
             return Err(Error::InvalidParameter(

@@ -54,7 +54,15 @@ pub struct StreamPlan {
 }
 
 /// Plans `plan` (a query's logical plan, not yet optimized) as a dataflow.
-pub async fn build(plan: &LogicalPlan, session: &SessionState) -> Result<StreamPlan> {
+/// `multiset_set_ops`: the query has INTERSECT ALL or EXCEPT ALL, which
+/// DataFusion plans as semi/anti joins on all columns with NULLs equal;
+/// those joins then count copies (see `JoinSpec::multiset`). The caller
+/// makes sure no other construct of the query plans the same way.
+pub async fn build(
+    plan: &LogicalPlan,
+    session: &SessionState,
+    multiset_set_ops: bool,
+) -> Result<StreamPlan> {
     // Before the optimizer: it folds now() into a constant.
     check_functions(plan)?;
     let optimized = session.optimize(plan)?;
@@ -65,6 +73,7 @@ pub async fn build(plan: &LogicalPlan, session: &SessionState) -> Result<StreamP
     let mut planner = Planner {
         session,
         inputs: Vec::new(),
+        multiset_set_ops,
     };
     let root = planner.node(&optimized).await?;
     let key = optimized
@@ -84,6 +93,7 @@ pub async fn build(plan: &LogicalPlan, session: &SessionState) -> Result<StreamP
 struct Planner {
     session: SessionState,
     inputs: Vec<Relation>,
+    multiset_set_ops: bool,
 }
 
 fn refuse(what: impl std::fmt::Display) -> Error {
@@ -230,6 +240,7 @@ impl Planner {
                     nulls_equal: join.null_equality
                         == datafusion::common::NullEquality::NullEqualsNull,
                     null_aware: join.null_aware,
+                    multiset: self.multiset_set_ops && is_set_operation(join),
                     left_schema: Arc::new(join.left.schema().as_arrow().clone()),
                     right_schema: Arc::new(join.right.schema().as_arrow().clone()),
                     schema,
@@ -328,6 +339,23 @@ impl Planner {
         let op = Recompute::aggregate(aggregate, keys, self.session.clone())?;
         Ok(Node::new(op, vec![input]))
     }
+}
+
+/// The shape DataFusion gives INTERSECT and EXCEPT: a semi or anti join of
+/// every left column with the right column at the same position, NULLs
+/// equal, no other condition.
+fn is_set_operation(join: &datafusion::logical_expr::Join) -> bool {
+    let left = join.left.schema();
+    let right = join.right.schema();
+    matches!(join.join_type, JoinType::LeftSemi | JoinType::LeftAnti)
+        && join.null_equality == datafusion::common::NullEquality::NullEqualsNull
+        && join.filter.is_none()
+        && join.on.len() == left.fields().len()
+        && join.on.len() == right.fields().len()
+        && join.on.iter().enumerate().all(|(i, (l, r))| {
+            matches!((l, r), (Expr::Column(a), Expr::Column(b))
+                if left.index_of_column(a).ok() == Some(i) && right.index_of_column(b).ok() == Some(i))
+        })
 }
 
 fn has_scalar_subquery(plan: &LogicalPlan) -> bool {

@@ -91,6 +91,15 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(sql: &str) -> Self {
+        Self::planned(sql, false)
+    }
+
+    /// For queries with INTERSECT ALL / EXCEPT ALL (see `plan::build`).
+    pub fn with_multiset_set_ops(sql: &str) -> Self {
+        Self::planned(sql, true)
+    }
+
+    fn planned(sql: &str, multiset_set_ops: bool) -> Self {
         let ctx = query::new_context().unwrap();
         for name in ["t", "u"] {
             let schema = table_schema(name);
@@ -105,7 +114,10 @@ impl Harness {
         }
         let root = runtime().block_on(async {
             let plan = ctx.state().create_logical_plan(sql).await.unwrap();
-            crate::plan::build(&plan, &ctx.state()).await.unwrap().root
+            crate::plan::build(&plan, &ctx.state(), multiset_set_ops)
+                .await
+                .unwrap()
+                .root
         });
         let mut harness = Harness {
             sql: sql.to_string(),
