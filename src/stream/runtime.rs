@@ -330,7 +330,9 @@ impl Engine {
             }
             .ok_or_else(|| StreamError::Internal(format!("{input} is not known to the engine")))?;
             if !chunks.is_empty() {
-                sources.insert(*input, contents(&chunks)?);
+                let delta = contents(&chunks)?;
+                info!(view = %name, input = %input, rows = delta.len(), "backfilling materialized view");
+                sources.insert(*input, delta);
             }
         }
         let mut data = MvData::try_new(&super::output_schema(&schema), index)?;
