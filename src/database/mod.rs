@@ -529,3 +529,65 @@ impl Database {
         Ok((schema, table))
     }
 }
+
+/// DataFusion's catalogs refer to each other (information_schema and
+/// pg_catalog hold the catalog list), so they are never freed by reference
+/// counting alone: on close the runtime is stopped and our schemas are
+/// taken out of them, which frees the tables and views.
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.runtime.stop();
+        if let Some(catalog) = self.ctx.catalog(query::DATABASE_NAME) {
+            for schema in catalog.schema_names() {
+                let _ = catalog.deregister_schema(&schema, true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("comm"))
+                            .is_ok_and(|name| name.trim() == "freshet-epochs")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every dataflow holds what it needs without holding the database: when
+    /// the database goes, its epoch runtime stops and frees the MV state.
+    #[tokio::test]
+    async fn a_dropped_database_stops_its_runtime() {
+        let before = epoch_threads();
+        let db = Database::open(Store::in_memory().unwrap(), Duration::from_millis(10))
+            .await
+            .unwrap();
+        for sql in [
+            "CREATE TABLE t (k int, v int)",
+            "INSERT INTO t VALUES (1, 2), (1, 3)",
+            "CREATE MATERIALIZED VIEW m AS SELECT k, avg(v) AS a, count(*) AS n FROM t GROUP BY k",
+            "CREATE MATERIALIZED VIEW m2 AS SELECT m.k, m.a, t.v FROM m JOIN t ON m.k = t.k",
+        ] {
+            let statement = crate::sql::parse(sql).unwrap().remove(0);
+            db.execute(&statement, DEFAULT_SCHEMA, None).await.unwrap();
+        }
+        assert_eq!(epoch_threads(), before + 1);
+        drop(db);
+        for _ in 0..100 {
+            if epoch_threads() == before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the epoch runtime outlived its database");
+    }
+}

@@ -25,7 +25,7 @@ use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, JoinType, ScalarValue};
+use datafusion::common::{DFSchema, JoinType};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{
@@ -66,9 +66,15 @@ pub async fn build(
     // Before the optimizer: it folds now() into a constant.
     check_functions(plan)?;
     let optimized = session.optimize(plan)?;
+    // The dataflow's own session: one partition, and no catalog. The
+    // operators keep it for as long as the view lives; with the catalog it
+    // would hold the MV providers, and through them the runtime's channel,
+    // which would then never close.
     let config = session.config().clone().with_target_partitions(1);
-    let session = SessionStateBuilder::new_from_existing(session.clone())
+    let session = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(session.runtime_env().clone())
+        .with_default_features()
         .build();
     let mut planner = Planner {
         session,
@@ -561,7 +567,6 @@ fn check_expr(expr: &Expr) -> Result<()> {
             Expr::Placeholder(_) => Some(Error::InvalidParameter(
                 "a materialized view cannot have parameters".into(),
             )),
-            Expr::Literal(ScalarValue::Null, _) => None,
             _ => None,
         };
         Ok(match found {

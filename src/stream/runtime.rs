@@ -23,7 +23,7 @@
 //! writers wait (backpressure) instead of memory growing without bound.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,9 @@ pub type StatusTable = Arc<Mutex<HashMap<MvId, MvStatus>>>;
 #[derive(Clone)]
 pub struct Runtime {
     sender: mpsc::Sender<Message>,
+    /// Set when the database closes: the runtime thread then ends and frees
+    /// every view, even if some provider still holds a sender.
+    stop: Arc<AtomicBool>,
     published: Arc<Published>,
     status: StatusTable,
     interval_ms: Arc<AtomicU64>,
@@ -112,7 +115,9 @@ impl Runtime {
         let published = Arc::new(Published::default());
         let status: StatusTable = Arc::default();
         let interval_ms = Arc::new(AtomicU64::new(interval.as_millis().max(1) as u64));
+        let stop = Arc::new(AtomicBool::new(false));
         let mut engine = Engine {
+            stop: stop.clone(),
             receiver,
             published: published.clone(),
             status: status.clone(),
@@ -129,6 +134,7 @@ impl Runtime {
             .map_err(|e| StreamError::Internal(format!("cannot start the epoch runtime: {e}")))?;
         Ok(Runtime {
             sender,
+            stop,
             published,
             status,
             interval_ms,
@@ -167,6 +173,11 @@ impl Runtime {
             .store(interval.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 
+    /// Ends the runtime thread at its next wake-up (within one interval).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms.load(Ordering::Relaxed))
     }
@@ -181,6 +192,7 @@ struct LiveMv {
 }
 
 struct Engine {
+    stop: Arc<AtomicBool>,
     receiver: mpsc::Receiver<Message>,
     published: Arc<Published>,
     status: StatusTable,
@@ -208,7 +220,7 @@ impl Engine {
             }
         };
         let mut last_epoch = Instant::now();
-        loop {
+        while !self.stop.load(Ordering::Relaxed) {
             let interval = Duration::from_millis(self.interval_ms.load(Ordering::Relaxed));
             let wait = interval.saturating_sub(last_epoch.elapsed());
             let received =
