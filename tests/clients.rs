@@ -1365,3 +1365,871 @@ async fn a_failed_transaction_block_ignores_commands_until_it_ends() {
     );
     assert_alive(&client).await;
 }
+
+/// Rows of a simple-protocol query, sorted: a view's rows and its query's
+/// rows compare equal whatever order each comes in.
+async fn sorted_text_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let mut rows = text_rows(client, sql).await;
+    rows.sort();
+    rows
+}
+
+/// Text rows from string literals, NULL as `None`, for expectations.
+fn text(rows: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
+    rows.iter()
+        .map(|row| row.iter().map(|v| v.map(str::to_string)).collect())
+        .collect()
+}
+
+async fn flush(client: &Client) {
+    client.batch_execute("FLUSH").await.expect("FLUSH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn materialized_views_answer_prepared_statements_with_parameters() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE sales (id int PRIMARY KEY, k int NOT NULL, v int);
+             INSERT INTO sales VALUES (1, 1, 10), (2, 1, 20), (3, 2, 5), (4, 3, NULL);
+             CREATE MATERIALIZED VIEW per_k AS
+                 SELECT k, count(*) AS n, sum(v) AS total, max(v) AS hi FROM sales GROUP BY k",
+        )
+        .await
+        .unwrap();
+    let select = client
+        .prepare("SELECT * FROM per_k WHERE k = $1")
+        .await
+        .expect("a parameterized read of an MV prepares");
+    assert_eq!(select.params(), &[Type::INT4]);
+    let columns: Vec<(&str, &Type)> = select
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_()))
+        .collect();
+    assert_eq!(
+        columns,
+        vec![
+            ("k", &Type::INT4),
+            ("n", &Type::INT8),
+            ("total", &Type::INT8),
+            ("hi", &Type::INT4)
+        ]
+    );
+    type Group = (i32, i64, Option<i64>, Option<i32>);
+    let group =
+        |row: &tokio_postgres::Row| -> Group { (row.get(0), row.get(1), row.get(2), row.get(3)) };
+    let row = client.query_one(&select, &[&1i32]).await.unwrap();
+    assert_eq!(group(&row), (1, 2, Some(30), Some(20)));
+    let row = client.query_one(&select, &[&3i32]).await.unwrap();
+    assert_eq!(group(&row), (3, 1, None, None));
+    assert!(client.query(&select, &[&99i32]).await.unwrap().is_empty());
+
+    // The same prepared statement reads the newest epoch each time it runs.
+    let insert = client
+        .prepare("INSERT INTO sales VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    for (id, k, v) in [(5i32, 1i32, 100i32), (6, 99, 1), (7, 99, 2)] {
+        assert_eq!(client.execute(&insert, &[&id, &k, &v]).await.unwrap(), 1);
+    }
+    flush(&client).await;
+    let row = client.query_one(&select, &[&1i32]).await.unwrap();
+    assert_eq!(group(&row), (1, 3, Some(130), Some(100)));
+    let row = client.query_one(&select, &[&99i32]).await.unwrap();
+    assert_eq!(group(&row), (99, 2, Some(3), Some(2)));
+    assert_eq!(
+        client
+            .execute("DELETE FROM sales WHERE k = $1", &[&1i32])
+            .await
+            .unwrap(),
+        3
+    );
+    flush(&client).await;
+    assert!(client.query(&select, &[&1i32]).await.unwrap().is_empty());
+
+    // Parameters beside a join of the MV with its table.
+    let rows = client
+        .query(
+            "SELECT s.id, p.total FROM per_k p JOIN sales s ON s.k = p.k \
+             WHERE p.n >= $1 AND s.v < $2 ORDER BY s.id",
+            &[&2i64, &10i32],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i32, Option<i64>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(6, Some(3)), (7, Some(3))]);
+    // The text format of the simple protocol gives the same rows.
+    assert_eq!(
+        sorted_text_rows(&client, "SELECT k, n, total, hi FROM per_k").await,
+        text(&[
+            &[Some("2"), Some("1"), Some("5"), Some("5")],
+            &[Some("3"), Some("1"), None, None],
+            &[Some("99"), Some("2"), Some("3"), Some("2")],
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_flush_returns_writes_only_once_views_show_them() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let other = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, grp text NOT NULL, v int NOT NULL);
+             CREATE MATERIALIZED VIEW per_grp AS
+                 SELECT grp, count(*) AS n, sum(v) AS s FROM t GROUP BY grp;
+             SET epoch_interval = '1h';
+             FLUSH",
+        )
+        .await
+        .unwrap();
+    let view = "SELECT grp, n, s FROM per_grp";
+    // Views now advance only on FLUSH: without implicit_flush a write is
+    // acknowledged before any view shows it.
+    client
+        .batch_execute("INSERT INTO t VALUES (1, 'a', 1)")
+        .await
+        .unwrap();
+    assert_eq!(sorted_text_rows(&client, view).await, text(&[]));
+
+    client
+        .batch_execute("SET implicit_flush = on")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_value(&client, "SHOW implicit_flush").await.as_deref(),
+        Some("on")
+    );
+    client
+        .batch_execute("INSERT INTO t VALUES (2, 'a', 2)")
+        .await
+        .unwrap();
+    let a3 = text(&[&[Some("a"), Some("2"), Some("3")]]);
+    assert_eq!(sorted_text_rows(&client, view).await, a3);
+    // Another session sees it at once too: the epoch is published.
+    assert_eq!(sorted_text_rows(&other, view).await, a3);
+
+    // Extended protocol, UPDATE and DELETE.
+    assert_eq!(
+        client
+            .execute("INSERT INTO t VALUES ($1, $2, $3)", &[&3i32, &"b", &10i32])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sorted_text_rows(&other, view).await,
+        text(&[
+            &[Some("a"), Some("2"), Some("3")],
+            &[Some("b"), Some("1"), Some("10")]
+        ])
+    );
+    client
+        .execute("UPDATE t SET grp = 'b' WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_text_rows(&other, view).await,
+        text(&[
+            &[Some("a"), Some("1"), Some("2")],
+            &[Some("b"), Some("2"), Some("11")]
+        ])
+    );
+    client
+        .batch_execute("DELETE FROM t WHERE grp = 'a'")
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_text_rows(&other, view).await,
+        text(&[&[Some("b"), Some("2"), Some("11")]])
+    );
+    // COMMIT of a block returns once the views show all of it.
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO t VALUES (4, 'c', 4); UPDATE t SET v = 0 WHERE id = 3; COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_text_rows(&other, view).await,
+        text(&[
+            &[Some("b"), Some("2"), Some("1")],
+            &[Some("c"), Some("1"), Some("4")]
+        ])
+    );
+
+    // Off again: back to waiting for an epoch, or FLUSH.
+    client
+        .batch_execute("SET implicit_flush = off; INSERT INTO t VALUES (5, 'd', 5)")
+        .await
+        .unwrap();
+    assert_eq!(sorted_text_rows(&other, view).await.len(), 2);
+    flush(&other).await;
+    assert_eq!(sorted_text_rows(&other, view).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_undoes_a_block_and_views_show_only_committed_data() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    let other = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE acct (id int PRIMARY KEY, owner text NOT NULL, bal int NOT NULL);
+             INSERT INTO acct VALUES (1, 'ann', 100), (2, 'ann', 50), (3, 'bob', 200);
+             CREATE MATERIALIZED VIEW per_owner AS
+                 SELECT owner, count(*) AS n, sum(bal) AS total FROM acct GROUP BY owner",
+        )
+        .await
+        .unwrap();
+    let table = "SELECT id, owner, bal FROM acct";
+    let view = "SELECT owner, n, total FROM per_owner";
+    let query = "SELECT owner, count(*), sum(bal) FROM acct GROUP BY owner";
+    let table_before = sorted_text_rows(&client, table).await;
+    let view_before = sorted_text_rows(&client, view).await;
+    assert_eq!(view_before, sorted_text_rows(&client, query).await);
+
+    // SQL ROLLBACK.
+    client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO acct VALUES (4, 'cy', 1000);
+             UPDATE acct SET bal = 0 WHERE owner = 'ann';
+             DELETE FROM acct WHERE id = 3",
+        )
+        .await
+        .unwrap();
+    // The block reads its own writes ...
+    assert_eq!(
+        sorted_text_rows(&client, table).await,
+        text(&[
+            &[Some("1"), Some("ann"), Some("0")],
+            &[Some("2"), Some("ann"), Some("0")],
+            &[Some("4"), Some("cy"), Some("1000")],
+        ])
+    );
+    // ... nobody else sees them, and no view shows them, even after an epoch.
+    flush(&other).await;
+    assert_eq!(sorted_text_rows(&other, table).await, table_before);
+    assert_eq!(sorted_text_rows(&other, view).await, view_before);
+    assert_eq!(sorted_text_rows(&client, view).await, view_before);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    flush(&client).await;
+    assert_eq!(sorted_text_rows(&client, table).await, table_before);
+    assert_eq!(sorted_text_rows(&other, view).await, view_before);
+
+    // tokio-postgres's Transaction::rollback, and a Transaction dropped
+    // without commit (which rolls back).
+    let transaction = client.transaction().await.unwrap();
+    transaction
+        .execute(
+            "INSERT INTO acct VALUES ($1, $2, $3)",
+            &[&5i32, &"dee", &7i32],
+        )
+        .await
+        .unwrap();
+    transaction
+        .execute("UPDATE acct SET bal = bal + $1", &[&1i32])
+        .await
+        .unwrap();
+    transaction.rollback().await.unwrap();
+    let transaction = client.transaction().await.unwrap();
+    transaction
+        .execute("DELETE FROM acct WHERE owner = $1", &[&"ann"])
+        .await
+        .unwrap();
+    drop(transaction);
+    flush(&client).await;
+    assert_eq!(sorted_text_rows(&client, table).await, table_before);
+    assert_eq!(sorted_text_rows(&other, view).await, view_before);
+
+    // A failed statement aborts the block; COMMIT then rolls it back.
+    client
+        .batch_execute("BEGIN; INSERT INTO acct VALUES (6, 'eve', 1)")
+        .await
+        .unwrap();
+    let error = client
+        .batch_execute("INSERT INTO acct VALUES (1, 'dup', 1)")
+        .await
+        .expect_err("duplicate key");
+    assert_eq!(sqlstate(&error), "23505");
+    let error = client
+        .batch_execute("UPDATE acct SET bal = 0")
+        .await
+        .expect_err("the block is aborted");
+    assert_eq!(sqlstate(&error), "25P02");
+    client.batch_execute("COMMIT").await.unwrap();
+    flush(&client).await;
+    assert_eq!(sorted_text_rows(&client, table).await, table_before);
+    assert_eq!(sorted_text_rows(&other, view).await, view_before);
+
+    // COMMIT lands every statement of the block.
+    let transaction = client.transaction().await.unwrap();
+    for (id, owner, bal) in [(7i32, "fay", 70i32), (8, "fay", 30)] {
+        transaction
+            .execute("INSERT INTO acct VALUES ($1, $2, $3)", &[&id, &owner, &bal])
+            .await
+            .unwrap();
+    }
+    transaction
+        .execute("UPDATE acct SET owner = 'bob' WHERE id = $1", &[&2i32])
+        .await
+        .unwrap();
+    transaction
+        .execute("DELETE FROM acct WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    flush(&other).await;
+    let expected = text(&[
+        &[Some("bob"), Some("2"), Some("250")],
+        &[Some("fay"), Some("2"), Some("100")],
+    ]);
+    assert_eq!(sorted_text_rows(&other, view).await, expected);
+    assert_eq!(sorted_text_rows(&other, query).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_readers_never_see_half_a_committed_transfer() {
+    const ACCOUNTS: i32 = 10;
+    const TRANSFERS: i32 = 150;
+    const MAX_READS: usize = 20_000;
+    let server = TestServer::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(&format!(
+            "CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
+             CREATE TABLE savings (id int PRIMARY KEY, bal bigint NOT NULL);
+             INSERT INTO acct SELECT n, 1000 FROM generate_series(1, {ACCOUNTS}) AS g(n);
+             INSERT INTO savings SELECT n, 500 FROM generate_series(1, {ACCOUNTS}) AS g(n);
+             CREATE MATERIALIZED VIEW acct_total AS SELECT sum(bal) AS s, count(*) AS n FROM acct;
+             CREATE MATERIALIZED VIEW balances AS SELECT id, bal FROM acct;
+             CREATE MATERIALIZED VIEW grand AS
+                 SELECT sum(bal) AS s FROM (SELECT bal FROM acct UNION ALL SELECT bal FROM savings) x;
+             SET epoch_interval = '1ms'"
+        ))
+        .await
+        .unwrap();
+    let acct_sum = ACCOUNTS as i64 * 1000;
+    let grand_sum = acct_sum + ACCOUNTS as i64 * 500;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // Readers: every read of the views, at whatever epoch, shows the totals
+    // unchanged. Each reads until the writer is done (bounded).
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let client = server.connect().await;
+        let done = done.clone();
+        readers.push(tokio::spawn(async move {
+            let mut wrong = Vec::new();
+            let mut reads = 0;
+            while reads < MAX_READS && !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let row = client
+                    .query_one(
+                        "SELECT t.s, t.n, g.s, (SELECT sum(bal) FROM balances) \
+                         FROM acct_total t, grand g",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let seen: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+                if seen != (acct_sum, ACCOUNTS as i64, grand_sum, acct_sum) {
+                    wrong.push(format!("read {reads}: {seen:?}"));
+                }
+                reads += 1;
+            }
+            (reads, wrong)
+        }));
+    }
+
+    // The writer: transfers within acct, and from acct to savings, each a
+    // transaction of two UPDATEs (three tables' worth of deltas at most).
+    let mut writer = server.connect().await;
+    let mut expected_acct = vec![1000i64; ACCOUNTS as usize];
+    for i in 0..TRANSFERS {
+        let from = i % ACCOUNTS + 1;
+        let to = (i * 7 + 3) % ACCOUNTS + 1;
+        let amount = (i % 13 + 1) as i64;
+        let transaction = writer.transaction().await.unwrap();
+        transaction
+            .execute(
+                "UPDATE acct SET bal = bal - $1 WHERE id = $2",
+                &[&amount, &from],
+            )
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            transaction
+                .execute(
+                    "UPDATE savings SET bal = bal + $1 WHERE id = $2",
+                    &[&amount, &to],
+                )
+                .await
+                .unwrap();
+            transaction
+                .execute(
+                    "UPDATE acct SET bal = bal + $1 WHERE id = $2",
+                    &[&amount, &to],
+                )
+                .await
+                .unwrap();
+            transaction
+                .execute(
+                    "UPDATE savings SET bal = bal - $1 WHERE id = $2",
+                    &[&amount, &from],
+                )
+                .await
+                .unwrap();
+        } else {
+            transaction
+                .execute(
+                    "UPDATE acct SET bal = bal + $1 WHERE id = $2",
+                    &[&amount, &to],
+                )
+                .await
+                .unwrap();
+        }
+        transaction.commit().await.unwrap();
+        expected_acct[from as usize - 1] -= amount;
+        expected_acct[to as usize - 1] += amount;
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut wrong = Vec::new();
+    for reader in readers {
+        let (reads, mut bad) = reader.await.unwrap();
+        assert!(reads > 0, "a reader read nothing");
+        wrong.append(&mut bad);
+    }
+    assert!(
+        wrong.is_empty(),
+        "a view showed part of a transaction ({} bad reads):\n{}",
+        wrong.len(),
+        wrong
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The views followed every transfer.
+    flush(&setup).await;
+    let rows = setup
+        .query("SELECT id, bal FROM balances ORDER BY id", &[])
+        .await
+        .unwrap();
+    let balances: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(balances, expected_acct);
+    assert_ne!(balances, vec![1000i64; ACCOUNTS as usize]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_expression_in_a_view_gives_null_and_is_counted() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE nums (id int PRIMARY KEY, d int);
+             INSERT INTO nums VALUES (1, 2), (2, 5), (3, NULL);
+             CREATE MATERIALIZED VIEW ratios AS SELECT id, 100 / d AS r FROM nums;
+             CREATE MATERIALIZED VIEW how_many AS SELECT count(*) AS n FROM nums",
+        )
+        .await
+        .unwrap();
+    let status =
+        "SELECT name, state, rows, row_errors FROM freshet_catalog.mv_status ORDER BY name";
+    assert_eq!(
+        text_rows(&client, status).await,
+        text(&[
+            &[Some("how_many"), Some("running"), Some("1"), Some("0")],
+            &[Some("ratios"), Some("running"), Some("3"), Some("0")],
+        ])
+    );
+    // The writer's INSERT is acknowledged; the view gives NULL for the row.
+    assert_eq!(
+        client
+            .execute("INSERT INTO nums VALUES ($1, $2)", &[&4i32, &0i32])
+            .await
+            .expect("the INSERT succeeds although the view cannot divide"),
+        1
+    );
+    flush(&client).await;
+    assert_eq!(
+        text_rows(&client, "SELECT id, r FROM ratios ORDER BY id").await,
+        text(&[
+            &[Some("1"), Some("50")],
+            &[Some("2"), Some("20")],
+            &[Some("3"), None],
+            &[Some("4"), None],
+        ])
+    );
+    assert_eq!(
+        text_rows(&client, status).await,
+        text(&[
+            &[Some("how_many"), Some("running"), Some("1"), Some("0")],
+            &[Some("ratios"), Some("running"), Some("4"), Some("1")],
+        ])
+    );
+    let last_error = text_value(
+        &client,
+        "SELECT last_error FROM freshet_catalog.mv_status WHERE name = 'ratios'",
+    )
+    .await
+    .expect("a last_error");
+    assert!(
+        last_error.to_lowercase().contains("divide by zero")
+            || last_error.to_lowercase().contains("division by zero"),
+        "{last_error}"
+    );
+    // The same query as a plain SELECT fails, as in PostgreSQL.
+    let error = client
+        .simple_query("SELECT id, 100 / d FROM nums")
+        .await
+        .expect_err("division by zero");
+    assert_eq!(sqlstate(&error), "22012");
+
+    // Two more in one statement.
+    client
+        .batch_execute("INSERT INTO nums VALUES (5, 0), (6, 0), (7, 10); FLUSH")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT id, r FROM ratios WHERE id >= 4 ORDER BY id"
+        )
+        .await,
+        text(&[
+            &[Some("4"), None],
+            &[Some("5"), None],
+            &[Some("6"), None],
+            &[Some("7"), Some("10")],
+        ])
+    );
+    // row_errors counts since the view started; the other view never failed.
+    assert_eq!(
+        text_rows(&client, status).await,
+        text(&[
+            &[Some("how_many"), Some("running"), Some("1"), Some("0")],
+            &[Some("ratios"), Some("running"), Some("7"), Some("3")],
+        ])
+    );
+    assert_eq!(
+        text_value(&client, "SELECT n FROM how_many")
+            .await
+            .as_deref(),
+        Some("7")
+    );
+    // Fixing a bad row gives it its value.
+    client
+        .batch_execute("UPDATE nums SET d = 4 WHERE id = 4; FLUSH")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_value(&client, "SELECT r FROM ratios WHERE id = 4")
+            .await
+            .as_deref(),
+        Some("25")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_failed_row_does_not_count_its_error_again() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE nums (id int PRIMARY KEY, d int);
+             CREATE MATERIALIZED VIEW ratios AS SELECT id, 100 / d AS r FROM nums;
+             INSERT INTO nums VALUES (1, 0), (2, 0);
+             FLUSH",
+        )
+        .await
+        .unwrap();
+    let errors = "SELECT row_errors FROM freshet_catalog.mv_status WHERE name = 'ratios'";
+    assert_eq!(text_value(&client, errors).await.as_deref(), Some("2"));
+    // One row failed once each: neither fixing one nor deleting the other
+    // is a new failure.
+    client
+        .batch_execute("UPDATE nums SET d = 4 WHERE id = 1; DELETE FROM nums WHERE id = 2; FLUSH")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, r FROM ratios").await,
+        text(&[&[Some("1"), Some("25")]])
+    );
+    assert_eq!(text_value(&client, errors).await.as_deref(), Some("2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_table_is_refused_while_a_view_reads_it() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE base (k int, v int);
+             INSERT INTO base VALUES (1, 1), (1, 2), (2, -5);
+             CREATE MATERIALIZED VIEW sums AS SELECT k, sum(v) AS s FROM base GROUP BY k;
+             CREATE MATERIALIZED VIEW positive AS SELECT k FROM sums WHERE s > 0",
+        )
+        .await
+        .unwrap();
+    let error = client
+        .batch_execute("DROP TABLE base")
+        .await
+        .expect_err("a view reads base");
+    assert_eq!(sqlstate(&error), "2BP01");
+    let db = error.as_db_error().unwrap();
+    assert_eq!(
+        db.message(),
+        "cannot drop table base because other objects depend on it"
+    );
+    assert!(
+        db.detail()
+            .is_some_and(|d| d.contains("materialized view sums depends on table base")),
+        "{db:?}"
+    );
+    // Through the extended protocol too.
+    let error = client
+        .execute("DROP TABLE base", &[])
+        .await
+        .expect_err("a view reads base");
+    assert_eq!(sqlstate(&error), "2BP01");
+    let error = client
+        .batch_execute("DROP MATERIALIZED VIEW sums")
+        .await
+        .expect_err("a view reads sums");
+    assert_eq!(sqlstate(&error), "2BP01");
+
+    // Nothing was dropped; the table and views go on.
+    client
+        .batch_execute("INSERT INTO base VALUES (2, 10); FLUSH")
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_text_rows(&client, "SELECT k FROM positive").await,
+        text(&[&[Some("1")], &[Some("2")]])
+    );
+    assert_eq!(count(&client, "base").await, 4);
+
+    // Once no view reads it, the table can go.
+    client
+        .batch_execute("DROP MATERIALIZED VIEW sums CASCADE")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SHOW MATERIALIZED VIEWS").await,
+        text(&[])
+    );
+    let error = client
+        .simple_query("SELECT * FROM positive")
+        .await
+        .expect_err("dropped by CASCADE");
+    assert_eq!(sqlstate(&error), "42P01");
+    client
+        .batch_execute("DROP MATERIALIZED VIEW IF EXISTS sums; DROP TABLE base")
+        .await
+        .unwrap();
+    let error = client
+        .simple_query("SELECT * FROM base")
+        .await
+        .expect_err("dropped");
+    assert_eq!(sqlstate(&error), "42P01");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_created_during_concurrent_writes_misses_nothing_and_counts_nothing_twice() {
+    const MAX_INSERTS: i32 = 5_000;
+    let server = TestServer::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE feed (id int PRIMARY KEY, grp int NOT NULL, v int NOT NULL)")
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (progress, mut acked) = tokio::sync::watch::channel(0i32);
+    let writer = {
+        let client = server.connect().await;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let insert = client
+                .prepare("INSERT INTO feed VALUES ($1, $2, $3)")
+                .await
+                .unwrap();
+            let mut id = 0;
+            while id < MAX_INSERTS && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                client
+                    .execute(&insert, &[&id, &(id % 7), &id])
+                    .await
+                    .unwrap();
+                // Updates and deletes of earlier rows among the inserts.
+                if id % 10 == 9 {
+                    client
+                        .execute("UPDATE feed SET v = v + 1000 WHERE id = $1", &[&(id - 5)])
+                        .await
+                        .unwrap();
+                }
+                if id % 15 == 14 {
+                    client
+                        .execute("DELETE FROM feed WHERE id = $1", &[&(id - 3)])
+                        .await
+                        .unwrap();
+                }
+                id += 1;
+                let _ = progress.send(id);
+            }
+            id
+        })
+    };
+    // Another session writes blocks of three rows, in transactions.
+    let block_writer = {
+        let client = server.connect().await;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut blocks = 0;
+            while blocks < MAX_INSERTS / 3 && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let base = 100_000 + blocks * 3;
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; INSERT INTO feed VALUES ({base}, 100, 1);
+                         INSERT INTO feed VALUES ({}, 100, 2);
+                         INSERT INTO feed VALUES ({}, 101, 3); COMMIT",
+                        base + 1,
+                        base + 2
+                    ))
+                    .await
+                    .unwrap();
+                blocks += 1;
+            }
+            blocks
+        })
+    };
+    // Create the views with both writers busy.
+    let _ = acked.wait_for(|&n| n >= 100).await;
+    setup
+        .batch_execute(
+            "CREATE MATERIALIZED VIEW per_grp AS
+                 SELECT grp, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM feed GROUP BY grp",
+        )
+        .await
+        .unwrap();
+    let _ = acked.wait_for(|&n| n >= 200).await;
+    setup
+        .batch_execute("CREATE MATERIALIZED VIEW evens AS SELECT id, v FROM feed WHERE v % 2 = 0")
+        .await
+        .unwrap();
+    let at_create = *acked.borrow();
+    let _ = acked.wait_for(|&n| n >= at_create + 100).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let inserted = writer.await.unwrap();
+    let blocks = block_writer.await.unwrap();
+    assert!(
+        inserted > at_create,
+        "the writer went on after the views were created"
+    );
+    assert!(blocks > 0);
+
+    flush(&setup).await;
+    for (view, query) in [
+        (
+            "SELECT grp, n, s, lo, hi FROM per_grp",
+            "SELECT grp, count(*), sum(v), min(v), max(v) FROM feed GROUP BY grp",
+        ),
+        (
+            "SELECT id, v FROM evens",
+            "SELECT id, v FROM feed WHERE v % 2 = 0",
+        ),
+    ] {
+        let from_view = sorted_text_rows(&setup, view).await;
+        let from_query = sorted_text_rows(&setup, query).await;
+        assert!(!from_query.is_empty());
+        assert_eq!(
+            from_view.len(),
+            from_query.len(),
+            "`{view}` has {} rows, `{query}` {}",
+            from_view.len(),
+            from_query.len()
+        );
+        assert_eq!(from_view, from_query, "`{view}` differs from `{query}`");
+    }
+    let total = setup
+        .query_one("SELECT sum(n) FROM per_grp", &[])
+        .await
+        .unwrap()
+        .get::<_, Option<i64>>(0);
+    assert_eq!(total, Some(count(&setup, "feed").await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: INSERT ... SELECT with two equal output expressions fails with 42000 (\"Projections require unique expression names\")"]
+async fn insert_select_may_repeat_an_expression() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE pairs (a int, b int)")
+        .await
+        .unwrap();
+    // PostgreSQL accepts both: the target columns name the values.
+    for sql in [
+        "INSERT INTO pairs SELECT n, n FROM generate_series(1, 3) AS g(n)",
+        "INSERT INTO pairs SELECT 7, 7",
+    ] {
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    assert_eq!(
+        sorted_text_rows(&client, "SELECT a, b FROM pairs").await,
+        text(&[
+            &[Some("1"), Some("1")],
+            &[Some("2"), Some("2")],
+            &[Some("3"), Some("3")],
+            &[Some("7"), Some("7")],
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_epoch_interval_is_refused_by_its_own_name() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let error = client
+        .batch_execute("SET epoch_interval = 'soon'")
+        .await
+        .expect_err("not a duration");
+    assert_eq!(sqlstate(&error), "22023");
+    let message = error.as_db_error().unwrap().message().to_string();
+    assert!(message.contains("epoch_interval"), "{message}");
+    assert_alive(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a parameter under a cast ($1::int, CAST($1 AS int)) is described as type unknown"]
+async fn a_parameter_under_a_cast_takes_the_cast_type() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE pp (a int, b text)")
+        .await
+        .unwrap();
+    // PostgreSQL describes each parameter with its cast's type.
+    for (sql, expected) in [
+        ("SELECT $1::int", Type::INT4),
+        ("SELECT CAST($1 AS bigint)", Type::INT8),
+        (
+            "INSERT INTO pp SELECT a * CAST($1 AS int), b FROM pp",
+            Type::INT4,
+        ),
+    ] {
+        let stmt = client
+            .prepare(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert_eq!(stmt.params(), &[expected], "{sql}");
+    }
+    let row = client.query_one("SELECT $1::int", &[&42i32]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42);
+}

@@ -819,3 +819,437 @@ async fn restarts_replay_compacted_logs() {
     drop(client);
     server.kill_9();
 }
+
+/// Every row of `sql`, as text, sorted: a view's rows and its query's rows
+/// compare equal whatever order each comes in.
+async fn sorted_rows(client: &Client, sql: &str) -> Vec<String> {
+    let mut out = rows(client, sql).await;
+    out.sort();
+    out
+}
+
+/// Each materialized view of the sales test and the plain query it stands
+/// for (the MV on an MV spelled out over the tables).
+const SALES_VIEWS: [(&str, &str); 4] = [
+    (
+        "SELECT region, n, total, lo, hi FROM by_region",
+        "SELECT region, count(*), sum(amount), min(amount), max(amount) FROM sales GROUP BY region",
+    ),
+    (
+        "SELECT id, amount, manager FROM managed",
+        "SELECT s.id, s.amount, r.manager FROM sales s JOIN regions r ON s.region = r.name",
+    ),
+    (
+        "SELECT region, spread FROM spreads",
+        "SELECT region, max(amount) - min(amount) FROM sales GROUP BY region HAVING count(*) >= 2",
+    ),
+    (
+        "SELECT manager, total FROM per_manager",
+        "SELECT r.manager, sum(s.amount) FROM sales s JOIN regions r ON s.region = r.name \
+         GROUP BY r.manager",
+    ),
+];
+
+/// Every view of SALES_VIEWS holds exactly its query's rows; returns them.
+async fn assert_sales_views_match(client: &Client, when: &str) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    for (view, query) in SALES_VIEWS {
+        let from_view = sorted_rows(client, view).await;
+        let from_query = sorted_rows(client, query).await;
+        assert_eq!(
+            from_view, from_query,
+            "{when}: `{view}` differs from `{query}`"
+        );
+        all.push(from_view);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn materialized_views_are_rebuilt_after_kill_9() {
+    let scratch = Scratch::new("mv-kill9");
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    exec(
+        &client,
+        "CREATE TABLE sales (id int PRIMARY KEY, region text NOT NULL, amount int);
+         CREATE TABLE regions (name text PRIMARY KEY, manager text NOT NULL);
+         INSERT INTO regions VALUES ('north', 'ann'), ('south', 'bob'), ('east', 'ann');
+         INSERT INTO sales SELECT n, CASE n % 4 WHEN 0 THEN 'north' WHEN 1 THEN 'south' \
+             WHEN 2 THEN 'east' ELSE 'west' END, n * 7 % 101 FROM generate_series(1, 400) AS g(n);
+         CREATE MATERIALIZED VIEW by_region (region, n, total, lo, hi) AS
+             SELECT region, count(*), sum(amount), min(amount), max(amount) FROM sales GROUP BY region;
+         CREATE MATERIALIZED VIEW managed AS
+             SELECT s.id, s.amount, r.manager FROM sales s JOIN regions r ON s.region = r.name;
+         CREATE MATERIALIZED VIEW spreads AS
+             SELECT region, hi - lo AS spread FROM by_region WHERE n >= 2;
+         CREATE MATERIALIZED VIEW per_manager AS
+             SELECT manager, sum(amount) AS total FROM managed GROUP BY manager;",
+    )
+    .await;
+    // Changes the views follow incrementally: delete each region's current
+    // maximum and minimum, update, move rows between regions, add a region.
+    exec(
+        &client,
+        "DELETE FROM sales WHERE amount = (SELECT max(amount) FROM sales);
+         DELETE FROM sales WHERE amount = (SELECT min(amount) FROM sales);
+         UPDATE sales SET amount = amount + 1000 WHERE id % 50 = 0;
+         UPDATE sales SET region = 'north' WHERE id BETWEEN 101 AND 110;
+         INSERT INTO regions VALUES ('west', 'cy');
+         INSERT INTO sales VALUES (1001, 'north', NULL), (1002, 'lonely', 3);",
+    )
+    .await;
+    exec(&client, "FLUSH").await;
+    let flushed = assert_sales_views_match(&client, "before the kill").await;
+    // The views are not trivial: every region, manager and join row is there.
+    assert_eq!(flushed[0].len(), 5, "{:?}", flushed[0]);
+    assert_eq!(flushed[2].len(), 4, "{:?}", flushed[2]);
+    assert_eq!(
+        flushed[3]
+            .iter()
+            .map(|r| r.split('|').next().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["ann", "bob", "cy"]
+    );
+    // Acknowledged after the last FLUSH, perhaps in no view yet at the kill.
+    exec(&client, "DELETE FROM sales WHERE id = 1002").await;
+    exec(&client, "UPDATE sales SET amount = 5000 WHERE id = 3").await;
+    exec(
+        &client,
+        "UPDATE regions SET manager = 'dee' WHERE name = 'east'",
+    )
+    .await;
+    let tables = sorted_rows(&client, "SELECT id, region, amount FROM sales").await;
+    drop(client);
+    server.kill_9();
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(
+        sorted_rows(&client, "SELECT id, region, amount FROM sales").await,
+        tables
+    );
+    assert_eq!(
+        sorted_rows(&client, "SHOW MATERIALIZED VIEWS").await,
+        vec!["by_region", "managed", "per_manager", "spreads"]
+    );
+    let rebuilt = assert_sales_views_match(&client, "after the restart").await;
+    assert_eq!(
+        rebuilt[0].len(),
+        4,
+        "the region 'lonely' is gone: {:?}",
+        rebuilt[0]
+    );
+    assert!(
+        rebuilt[0]
+            .iter()
+            .any(|r| r.starts_with("west|") && r.ends_with("|5000")),
+        "the last update before the kill is in the view: {:?}",
+        rebuilt[0]
+    );
+    assert!(
+        rebuilt[3].iter().any(|r| r.starts_with("dee|")),
+        "{:?}",
+        rebuilt[3]
+    );
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT name, state, row_errors FROM freshet_catalog.mv_status ORDER BY name"
+        )
+        .await,
+        vec![
+            "by_region|running|0",
+            "managed|running|0",
+            "per_manager|running|0",
+            "spreads|running|0"
+        ]
+    );
+    // The dependencies were persisted too.
+    assert_eq!(sqlstate_of(&client, "DROP TABLE sales").await, "2BP01");
+    assert_eq!(
+        sqlstate_of(&client, "DROP MATERIALIZED VIEW managed").await,
+        "2BP01"
+    );
+
+    // The rebuilt views keep following new writes.
+    exec(
+        &client,
+        "INSERT INTO sales SELECT n, 'west', n % 13 FROM generate_series(2001, 2100) AS g(n);
+         DELETE FROM sales WHERE id = 3;
+         UPDATE sales SET amount = -1 WHERE id = 4;
+         DELETE FROM regions WHERE name = 'south';
+         FLUSH",
+    )
+    .await;
+    let followed = assert_sales_views_match(&client, "after writes on the rebuilt views").await;
+    assert_ne!(followed, rebuilt);
+    assert!(
+        followed[3].iter().all(|r| !r.starts_with("bob|")),
+        "{:?}",
+        followed[3]
+    );
+    // A second kill after a DROP: the dropped view stays dropped, the others
+    // are rebuilt again.
+    exec(&client, "DROP MATERIALIZED VIEW spreads").await;
+    exec(&client, "INSERT INTO sales VALUES (3000, 'north', 42)").await;
+    drop(client);
+    server.kill_9();
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(
+        sorted_rows(&client, "SHOW MATERIALIZED VIEWS").await,
+        vec!["by_region", "managed", "per_manager"]
+    );
+    assert_eq!(sqlstate_of(&client, "SELECT * FROM spreads").await, "42P01");
+    for (view, query) in SALES_VIEWS {
+        if view.contains("spreads") {
+            continue;
+        }
+        assert_eq!(
+            sorted_rows(&client, view).await,
+            sorted_rows(&client, query).await,
+            "after the second restart, `{view}` differs from `{query}`"
+        );
+    }
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT amount, manager FROM managed WHERE id = 3000"
+        )
+        .await,
+        vec!["42|ann"]
+    );
+    drop(client);
+    server.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_commit_leaves_nothing_of_the_transaction() {
+    let scratch = Scratch::new("txn-kill9");
+    let server = Server::start(&scratch).await;
+    let setup = server.connect().await;
+    exec(
+        &setup,
+        "CREATE TABLE ledger (id int PRIMARY KEY, v int NOT NULL);
+         CREATE TABLE audit (id int PRIMARY KEY, note text);
+         CREATE TABLE bystander (x int);
+         INSERT INTO ledger SELECT n AS id, n AS v FROM generate_series(1, 10) AS g(n);
+         CREATE MATERIALIZED VIEW ledger_total AS SELECT count(*) AS n, sum(v) AS s FROM ledger;",
+    )
+    .await;
+
+    // Committed, through tokio-postgres's transaction API (BEGIN ... COMMIT
+    // around extended-protocol statements with parameters).
+    let mut committer = server.connect().await;
+    let transaction = committer.transaction().await.unwrap();
+    let inserted = transaction
+        .execute(
+            "INSERT INTO ledger SELECT n, 2 * n FROM generate_series(101, 200) AS g(n)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 100);
+    transaction
+        .execute("UPDATE ledger SET v = v + 1 WHERE id <= $1", &[&5i32])
+        .await
+        .unwrap();
+    transaction
+        .execute("DELETE FROM ledger WHERE id = $1", &[&10i32])
+        .await
+        .unwrap();
+    transaction
+        .execute("INSERT INTO audit VALUES ($1, $2)", &[&1i32, &"committed"])
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let committed_ledger = sorted_rows(&setup, "SELECT id, v FROM ledger").await;
+    assert_eq!(committed_ledger.len(), 109);
+    let committed_sum: i64 =
+        (1..=9i64).sum::<i64>() + 5 + (101..=200i64).map(|n| 2 * n).sum::<i64>();
+    exec(&setup, "FLUSH").await;
+    assert_eq!(
+        rows(&setup, "SELECT n, s FROM ledger_total").await,
+        vec![format!("109|{committed_sum}")]
+    );
+
+    // Open, never committed: inserts, an update of every row, deletes, and
+    // a second table.
+    let open = server.connect().await;
+    exec(
+        &open,
+        "BEGIN;
+         INSERT INTO ledger SELECT n, 1 FROM generate_series(1001, 3000) AS g(n);
+         UPDATE ledger SET v = 0;
+         DELETE FROM ledger WHERE id <= 3;
+         INSERT INTO audit VALUES (2, 'never');",
+    )
+    .await;
+    // The block sees its own writes; nobody else does, nor does any view.
+    assert_eq!(
+        rows(&open, "SELECT count(*), sum(v) FROM ledger").await,
+        vec!["2106|0"]
+    );
+    assert_eq!(
+        sorted_rows(&setup, "SELECT id, v FROM ledger").await,
+        committed_ledger
+    );
+    exec(&setup, "FLUSH").await;
+    assert_eq!(
+        rows(&setup, "SELECT n, s FROM ledger_total").await,
+        vec![format!("109|{committed_sum}")]
+    );
+    // A write elsewhere, acknowledged while the block is open.
+    exec(&setup, "INSERT INTO bystander VALUES (7)").await;
+    drop(setup);
+    drop(committer);
+    server.kill_9();
+    drop(open);
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(
+        sorted_rows(&client, "SELECT id, v FROM ledger").await,
+        committed_ledger
+    );
+    assert_eq!(
+        rows(&client, "SELECT id, note FROM audit ORDER BY id").await,
+        vec!["1|committed"]
+    );
+    assert_eq!(rows(&client, "SELECT x FROM bystander").await, vec!["7"]);
+    assert_eq!(
+        rows(&client, "SELECT n, s FROM ledger_total").await,
+        vec![format!("109|{committed_sum}")]
+    );
+    // The keys the open block inserted are free; the committed ones taken.
+    exec(&client, "INSERT INTO ledger VALUES (1001, 1)").await;
+    exec(&client, "INSERT INTO audit VALUES (2, 'now')").await;
+    assert_eq!(
+        sqlstate_of(&client, "INSERT INTO ledger VALUES (200, 0)").await,
+        "23505"
+    );
+    exec(&client, "FLUSH").await;
+    assert_eq!(
+        rows(&client, "SELECT n, s FROM ledger_total").await,
+        vec![format!("110|{}", committed_sum + 1)]
+    );
+    drop(client);
+    server.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_committing_transactions_keeps_each_whole_or_absent() {
+    let scratch = Scratch::new("txn-inflight");
+    let server = Server::start(&scratch).await;
+    let setup = server.connect().await;
+    exec(
+        &setup,
+        "CREATE TABLE parts (writer int NOT NULL, txn int NOT NULL, part int NOT NULL,
+             PRIMARY KEY (writer, txn, part));
+         CREATE TABLE tally (writer int PRIMARY KEY, n int NOT NULL);
+         INSERT INTO tally VALUES (0, 0), (1, 0), (2, 0);
+         CREATE MATERIALIZED VIEW per_writer AS
+             SELECT p.writer, count(*) AS parts, count(DISTINCT p.txn) AS txns, t.n
+             FROM parts p JOIN tally t ON p.writer = t.writer GROUP BY p.writer, t.n;",
+    )
+    .await;
+    drop(setup);
+    const WRITERS: i32 = 3;
+    const PARTS: i32 = 4;
+    const ATTEMPTS: i32 = 1_000;
+    let committed = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let client = server.connect().await;
+        let committed = committed.clone();
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            // Transaction txn writes PARTS rows, one statement each, and adds
+            // PARTS to the writer's tally; returns how many COMMITs were
+            // acknowledged (txn 0..n, in order).
+            let mut acked = 0;
+            for txn in 0..ATTEMPTS {
+                let mut sql = String::from("BEGIN;");
+                for part in 0..PARTS {
+                    sql.push_str(&format!(
+                        "INSERT INTO parts VALUES ({writer}, {txn}, {part});"
+                    ));
+                }
+                sql.push_str(&format!(
+                    "UPDATE tally SET n = n + {PARTS} WHERE writer = {writer}; COMMIT"
+                ));
+                if client.batch_execute(&sql).await.is_err() {
+                    break; // the server is gone
+                }
+                acked += 1;
+                committed.fetch_add(1, Ordering::SeqCst);
+                progress.notify_one();
+            }
+            acked
+        }));
+    }
+    while committed.load(Ordering::SeqCst) < 60 {
+        progress.notified().await;
+    }
+    server.kill_9();
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.push(task.await.unwrap());
+    }
+    assert!(
+        acked.iter().all(|&n| n < ATTEMPTS),
+        "the writers should have been cut off: {acked:?}"
+    );
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    let mut wrong = Vec::new();
+    for (writer, &n) in acked.iter().enumerate() {
+        // Every transaction present has all its parts, and the tally agrees.
+        let per_txn = rows(
+            &client,
+            &format!(
+                "SELECT count(*), min(c), max(c), min(txn), max(txn) FROM \
+                 (SELECT txn, count(*) AS c FROM parts WHERE writer = {writer} GROUP BY txn) x"
+            ),
+        )
+        .await;
+        let fields: Vec<&str> = per_txn[0].split('|').collect();
+        let txns: i32 = fields[0].parse().unwrap();
+        if txns < n || txns > n + 1 {
+            wrong.push(format!(
+                "writer {writer}: {n} COMMITs acknowledged, {txns} transactions found"
+            ));
+        }
+        if txns > 0 {
+            let expected = format!("{txns}|{PARTS}|{PARTS}|0|{}", txns - 1);
+            if per_txn[0] != expected {
+                wrong.push(format!(
+                    "writer {writer}: expected {expected}, found {}",
+                    per_txn[0]
+                ));
+            }
+        }
+        let tally = rows(
+            &client,
+            &format!("SELECT n FROM tally WHERE writer = {writer}"),
+        )
+        .await;
+        if tally != vec![(txns * PARTS).to_string()] {
+            wrong.push(format!(
+                "writer {writer}: {txns} transactions but tally {tally:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let query = "SELECT p.writer, count(*), count(DISTINCT p.txn), t.n \
+                 FROM parts p JOIN tally t ON p.writer = t.writer GROUP BY p.writer, t.n";
+    let view = sorted_rows(&client, "SELECT writer, parts, txns, n FROM per_writer").await;
+    assert_eq!(view, sorted_rows(&client, query).await);
+    assert_eq!(view.len(), WRITERS as usize);
+    drop(client);
+    server.kill_9();
+}

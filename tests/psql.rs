@@ -457,3 +457,107 @@ async fn psql_stops_at_the_first_error() {
     let got: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(got, vec![1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_lists_and_describes_materialized_views() {
+    if !psql_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let setup = psql(
+        &server,
+        &[
+            "-c",
+            "CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, \
+             amount numeric(10,2), placed date)",
+            "-c",
+            "INSERT INTO orders VALUES (1, 'ada', 12.50, '2024-01-02'), (2, 'bob', 3.20, NULL)",
+            "-c",
+            "CREATE MATERIALIZED VIEW totals (who, n, total) AS \
+             SELECT customer, count(*), sum(amount) FROM orders GROUP BY customer",
+            "-c",
+            "CREATE MATERIALIZED VIEW recent AS \
+             SELECT id, customer, placed FROM orders WHERE placed IS NOT NULL",
+        ],
+    )
+    .await;
+    assert_success(&setup, "setup");
+
+    // What PostgreSQL 15 prints for the same objects.
+    let output = psql(&server, &["-c", "\\dm"]).await;
+    assert_success(&output, "\\dm");
+    assert_eq!(
+        stdout(&output),
+        "               List of relations
+ Schema |  Name  |       Type        |  Owner   
+--------+--------+-------------------+----------
+ public | recent | materialized view | postgres
+ public | totals | materialized view | postgres
+(2 rows)
+
+"
+    );
+    // \d lists tables and materialized views together.
+    let output = psql(&server, &["-c", "\\d"]).await;
+    assert_success(&output, "\\d");
+    let text = stdout(&output);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" orders ") && l.contains(" table ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" totals ") && l.contains(" materialized view ")),
+        "{text}"
+    );
+    assert!(text.contains("(3 rows)"), "{text}");
+
+    let output = psql(&server, &["-c", "\\d totals"]).await;
+    assert_success(&output, "\\d totals");
+    assert_eq!(
+        stdout(&output),
+        "         Materialized view \"public.totals\"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ who    | text    |           |          | 
+ n      | bigint  |           |          | 
+ total  | numeric |           |          | 
+
+"
+    );
+    let output = psql(&server, &["-c", "\\d recent"]).await;
+    assert_success(&output, "\\d recent");
+    assert_eq!(
+        stdout(&output),
+        "         Materialized view \"public.recent\"
+  Column  |  Type  | Collation | Nullable | Default 
+----------+--------+-----------+----------+---------
+ id       | bigint |           |          | 
+ customer | text   |           |          | 
+ placed   | date   |           |          | 
+
+"
+    );
+    // A pattern selects, and a dropped view is gone from the listing.
+    let output = psql(
+        &server,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "\\dm tot*",
+            "-c",
+            "DROP MATERIALIZED VIEW recent",
+            "-c",
+            "\\dm",
+        ],
+    )
+    .await;
+    assert_success(&output, "\\dm after DROP");
+    assert_eq!(
+        stdout(&output),
+        "public|totals|materialized view|postgres\nDROP MATERIALIZED VIEW\n\
+         public|totals|materialized view|postgres\n"
+    );
+}

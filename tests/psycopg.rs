@@ -1,7 +1,8 @@
 //! Python's psycopg 3 against an in-process server: runs
 //! `tests/python/psycopg_smoke.py HOST PORT` and checks its exit status and
 //! report. The script holds the checks (types, parameters, error classes,
-//! autocommit and transactions); see its docstring.
+//! autocommit, transactions and their rollback, a materialized view read
+//! after FLUSH); see its docstring.
 //!
 //! Without python3 and psycopg these tests print "SKIPPED" and pass, unless
 //! FRESHET_REQUIRE_CLIENTS=1 (set by CI), where they fail.
@@ -72,7 +73,7 @@ async fn psycopg_smoke_script_passes() {
     // The script's checks all ran (a script that stopped early would have
     // fewer "ok" lines).
     let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert!(passed >= 45, "only {passed} checks ran:\n{stdout}");
+    assert!(passed >= 63, "only {passed} checks ran:\n{stdout}");
 
     // What the script committed is there for another client.
     let client = server.connect().await;
@@ -83,4 +84,36 @@ async fn psycopg_smoke_script_passes() {
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     let expected: Vec<i64> = [1, 2, 20, 21].into_iter().chain(30..40).collect();
     assert_eq!(ids, expected);
+    // Only what the script committed reached the ledger and its view.
+    let ledger: Vec<(i32, String)> = client
+        .query("SELECT id, owner FROM ledger ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        ledger,
+        vec![
+            (1, "ann".to_string()),
+            (2, "cy".to_string()),
+            (3, "bob".to_string()),
+            (7, "bob".to_string())
+        ]
+    );
+    let totals: Vec<(String, i64)> = client
+        .query("SELECT owner, n FROM ledger_totals ORDER BY owner", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        totals,
+        vec![
+            ("ann".to_string(), 1),
+            ("bob".to_string(), 2),
+            ("cy".to_string(), 1)
+        ]
+    );
 }

@@ -175,7 +175,16 @@ impl Database {
         }
         self.store.flush().await?;
         self.catalog_changed();
-        Ok(Outcome::command("CREATE MATERIALIZED VIEW"))
+        // PostgreSQL answers with the rows the view was built with.
+        let rows = self
+            .runtime
+            .status()
+            .get(&def.id)
+            .map_or(0, |status| status.rows);
+        Ok(Outcome::Command {
+            tag: "SELECT".into(),
+            rows: Some(rows),
+        })
     }
 
     /// Rebuilds a persisted MV at start.

@@ -134,7 +134,7 @@ impl Handler {
                 .map(|v| v.to_string().trim_matches('\'').to_string())
                 .collect::<Vec<_>>()
                 .join("");
-            let interval = session::parse_duration(&value)?;
+            let interval = session::parse_duration("epoch_interval", &value)?;
             if interval.is_zero() {
                 return Err(Error::InvalidParameter(
                     "epoch_interval must be greater than zero".into(),

@@ -107,12 +107,14 @@ fn default_setting(name: &str) -> Option<String> {
 /// The session's statement timeout, if one is set.
 pub fn statement_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
     let value = setting(client, "statement_timeout")?;
-    parse_duration(&value).ok().filter(|d| !d.is_zero())
+    parse_duration("statement_timeout", &value)
+        .ok()
+        .filter(|d| !d.is_zero())
 }
 
 /// PostgreSQL's duration syntax for settings: a number in milliseconds, or a
 /// number with a unit (`5s`, `100ms`, `2min`).
-pub(super) fn parse_duration(text: &str) -> Result<Duration> {
+pub(super) fn parse_duration(setting: &str, text: &str) -> Result<Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -120,7 +122,7 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration> {
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().map_err(|_| {
         Error::InvalidParameter(format!(
-            "invalid value for parameter \"statement_timeout\": \"{text}\""
+            "invalid value for parameter \"{setting}\": \"{text}\""
         ))
     })?;
     let millis = match unit.trim() {
@@ -132,7 +134,7 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration> {
         "us" => number / 1_000.0,
         _ => {
             return Err(Error::InvalidParameter(format!(
-                "invalid value for parameter \"statement_timeout\": \"{text}\""
+                "invalid value for parameter \"{setting}\": \"{text}\""
             )));
         }
     };
@@ -156,7 +158,7 @@ fn set_value<C: ClientInfo + ?Sized>(
     value: String,
 ) -> Result<SessionEffect> {
     if name.eq_ignore_ascii_case("statement_timeout") {
-        parse_duration(&value)?;
+        parse_duration("statement_timeout", &value)?;
     }
     let shown = canonical(name);
     let value = if value.eq_ignore_ascii_case("default") {
@@ -325,9 +327,18 @@ mod tests {
 
     #[test]
     fn durations_follow_postgres_units() {
-        assert_eq!(parse_duration("1500").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("2min").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("statement_timeout", "1500").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_duration("statement_timeout", "5s").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse_duration("statement_timeout", "2min").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert!(parse_duration("statement_timeout", "soon").is_err());
     }
 }

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{Operator, StepContext, StreamError, ZBatch, evaluate, output_schema};
+use super::{Operator, StepContext, StreamError, ZBatch, evaluate_counting, output_schema};
 
 pub struct Map {
     predicate: Option<Arc<dyn PhysicalExpr>>,
@@ -51,7 +51,7 @@ impl Operator for Map {
         let mut rows = delta.rows().clone();
         let mut weights = Int64Array::from(delta.weights().to_vec());
         if let Some(predicate) = &self.predicate {
-            let mask = evaluate(predicate.as_ref(), &rows, ctx)?;
+            let mask = evaluate_counting(predicate.as_ref(), &rows, Some(weights.values()), ctx)?;
             let mask = mask
                 .as_any()
                 .downcast_ref::<BooleanArray>()
@@ -73,7 +73,7 @@ impl Operator for Map {
             Some(exprs) => {
                 let columns = exprs
                     .iter()
-                    .map(|e| evaluate(e.as_ref(), &rows, ctx))
+                    .map(|e| evaluate_counting(e.as_ref(), &rows, Some(weights.values()), ctx))
                     .collect::<Result<Vec<_>, _>>()?;
                 RecordBatch::try_new_with_options(
                     self.schema.clone(),

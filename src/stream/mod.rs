@@ -142,6 +142,18 @@ pub fn evaluate(
     batch: &RecordBatch,
     ctx: &mut StepContext,
 ) -> Result<ArrayRef, StreamError> {
+    evaluate_counting(expr, batch, None, ctx)
+}
+
+/// `evaluate`, counting a failing row only where `weights` adds it: the
+/// retraction of a row that failed when it came in fails again, and is the
+/// same error, not a new one.
+pub fn evaluate_counting(
+    expr: &dyn PhysicalExpr,
+    batch: &RecordBatch,
+    weights: Option<&[i64]>,
+    ctx: &mut StepContext,
+) -> Result<ArrayRef, StreamError> {
     let rows = batch.num_rows();
     match expr
         .evaluate(batch)
@@ -156,7 +168,9 @@ pub fn evaluate(
                 match expr.evaluate(&row).and_then(|value| value.into_array(1)) {
                     Ok(array) => parts.push(array),
                     Err(error) => {
-                        ctx.record_error(&error);
+                        if weights.is_none_or(|w| w.get(i).is_none_or(|w| *w > 0)) {
+                            ctx.record_error(&error);
+                        }
                         parts.push(new_null_array(&data_type, 1));
                     }
                 }
