@@ -101,6 +101,11 @@ pub enum Error {
     #[error("could not obtain lock on relation \"{0}\"")]
     LockNotAvailable(String),
 
+    /// A statement nested deeper than the parser and planner descend
+    /// (PostgreSQL: max_stack_depth).
+    #[error("stack depth limit exceeded: the statement is nested too deeply")]
+    TooDeep,
+
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
 

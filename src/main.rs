@@ -25,19 +25,37 @@ struct Args {
     #[arg(long)]
     in_memory: bool,
 
-    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     /// How often materialized views advance, in milliseconds (FLUSH
     /// advances them at once).
     #[arg(long, default_value_t = 100)]
     epoch_interval_ms: u64,
 
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info")]
     log_level: String,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
+/// Stack of each worker thread. Statements are trees that parsing, planning
+/// and dropping walk recursively; DataFusion's and sqlparser's own recursion
+/// grows its stack on the heap when it runs short, the rest (visitors, drop)
+/// needs room. Untouched pages cost no memory.
+const WORKER_STACK_BYTES: usize = 64 << 20;
+
+fn main() -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(serve(Args::parse())),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> ExitCode {
     let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 

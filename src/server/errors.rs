@@ -40,6 +40,7 @@ fn classify(error: &Error) -> (&'static str, String) {
     let message = error.to_string();
     let code = match error {
         Error::Syntax { .. } => "42601",
+        Error::TooDeep => "54001",
         Error::UndefinedTable(_) | Error::DropMissingTable(_) => "42P01",
         Error::UndefinedSchema(_) => "3F000",
         Error::UndefinedColumn(_) => "42703",

@@ -27,6 +27,23 @@ pub fn prepare<C: ClientInfo + ?Sized>(
     name: &str,
     statement: &Statement,
 ) -> Result<()> {
+    // PostgreSQL prepares only these; anything else (EXECUTE itself among
+    // them, which would recurse without end) is a syntax error there too.
+    if !matches!(
+        statement,
+        Statement::Query(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Merge(_)
+    ) {
+        let text = statement.to_string();
+        let keyword = text.split_whitespace().next().unwrap_or_default();
+        return Err(Error::Syntax {
+            message: format!("syntax error at or near \"{keyword}\""),
+            position: None,
+        });
+    }
     let all = prepared(client);
     let mut map = all.0.lock().expect("prepared statements lock poisoned");
     if map.contains_key(name) {

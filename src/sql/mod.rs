@@ -11,9 +11,10 @@ mod rewrite;
 pub use names::{dedupe_projection, output_names};
 pub use rewrite::{ColumnDefaults, rewrite_dml};
 
+use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
-use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, Query, Statement, Visit, Visitor};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -65,10 +66,18 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         }
         return Ok(statements);
     }
+    // Every later pass (rewrites, planning, clone, drop) walks the tree
+    // recursively, so depth is checked on the plain parse, first.
+    let plain = Parser::parse_sql(&PostgreSqlDialect {}, sql);
+    if let Ok(statements) = &plain
+        && statements.iter().any(|s| depth_exceeds(s, MAX_DEPTH))
+    {
+        return Err(Error::TooDeep);
+    }
     let parsed = if is_catalog_query(sql) {
         CATALOG_PARSER.parse(sql)
     } else {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).map(|statements| {
+        plain.map(|statements| {
             statements
                 .into_iter()
                 .map(|s| USER_RULES.iter().fold(s, |s, rule| rule.rewrite(s)))
@@ -90,6 +99,51 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
             })
             .unwrap_or_else(|| syntax_error(sql, &e))
     })
+}
+
+/// How deeply expressions and subqueries may nest. PostgreSQL (2 MB
+/// max_stack_depth) answers a 1,000-term `1+1+...` chain and refuses a
+/// 5,000-term one; a left-deep chain of n operators is n levels here.
+const MAX_DEPTH: usize = 2000;
+
+/// Whether `statement` nests expressions and queries more than `limit`
+/// levels. The walk stops descending at the limit, so it never recurses
+/// deeper than `limit` itself.
+fn depth_exceeds(statement: &Statement, limit: usize) -> bool {
+    struct Depth {
+        current: usize,
+        limit: usize,
+    }
+    impl Depth {
+        fn enter(&mut self) -> ControlFlow<()> {
+            self.current += 1;
+            if self.current > self.limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+        fn leave(&mut self) -> ControlFlow<()> {
+            self.current -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.enter()
+        }
+        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.leave()
+        }
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.enter()
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.leave()
+        }
+    }
+    statement.visit(&mut Depth { current: 0, limit }).is_break()
 }
 
 /// `FLUSH` (RisingWave's statement: wait until every MV shows every write
@@ -172,12 +226,7 @@ fn streaming_statement(sql: &str) -> Option<&'static str> {
 fn syntax_error(sql: &str, error: &ParserError) -> Error {
     let text = match error {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m.as_str(),
-        ParserError::RecursionLimitExceeded => {
-            return Error::Syntax {
-                message: "statement is nested too deeply".into(),
-                position: None,
-            };
-        }
+        ParserError::RecursionLimitExceeded => return Error::TooDeep,
     };
     let position = location(text).map(|(line, column)| char_offset(sql, line, column));
     let found = text

@@ -130,6 +130,8 @@ impl Runtime {
         };
         std::thread::Builder::new()
             .name("freshet-epochs".into())
+            // Plans of MVs are walked recursively here too (see main.rs).
+            .stack_size(64 << 20)
             .spawn(move || engine.run())
             .map_err(|e| StreamError::Internal(format!("cannot start the epoch runtime: {e}")))?;
         Ok(Runtime {
