@@ -3,6 +3,7 @@
 //! runtime) or kept in the session's open transaction until COMMIT.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::concat_batches;
@@ -23,6 +24,24 @@ use crate::stream::runtime::TableDelta;
 
 /// Rows per log entry when a statement writes many: keeps sled values small.
 const ROWS_PER_LOG_ENTRY: usize = 65_536;
+
+tokio::task_local! {
+    /// Set when the running statement passes its commit point (see
+    /// `watch_commit`).
+    static COMMIT_POINT: Arc<AtomicBool>;
+}
+
+/// Runs one statement with `reached` set once it passes its commit point:
+/// from there its change will land whatever happens to the caller, so a
+/// cancel or a timeout must let it finish and answer what it did instead of
+/// reporting 57014 for a write that was made.
+pub async fn watch_commit<F: Future>(reached: Arc<AtomicBool>, statement: F) -> F::Output {
+    COMMIT_POINT.scope(reached, statement).await
+}
+
+fn pass_commit_point() {
+    let _ = COMMIT_POINT.try_with(|reached| reached.store(true, Ordering::Release));
+}
 
 impl Database {
     /// `INSERT ... VALUES` of plain literals without the planner (see
@@ -100,7 +119,7 @@ impl Database {
         // Decide under the table's writer lock, so the rows read are the
         // rows changed: held until the commit, or until the transaction ends.
         let guard = match txn.as_deref_mut() {
-            None => Some(live.writer.clone().lock_owned().await),
+            None => Some(live.lock_writer().await?),
             Some(txn) => {
                 txn.enter(&live).await?;
                 None
@@ -154,7 +173,7 @@ impl Database {
                 txn.stage(&live, deleted, inserted)
             }
             None => {
-                let guard = live.writer.clone().lock_owned().await;
+                let guard = live.lock_writer().await?;
                 self.commit(live, guard, deleted, inserted).await
             }
         }
@@ -215,6 +234,9 @@ impl Database {
         let store = self.store.clone();
         let runtime = self.runtime.clone();
         let order = self.order.clone();
+        // No await between here and the spawn: once the flag is up, the
+        // commit task exists.
+        pass_commit_point();
         tokio::spawn(async move {
             let _guards = guards;
             store.append_changes_of(&logged)?;

@@ -110,7 +110,7 @@ impl Database {
                 .get(&def.id)
                 .cloned()
                 .ok_or_else(|| Error::Internal("a created table is not live".into()))?;
-            let guard = live.writer.clone().lock_owned().await;
+            let guard = live.lock_writer().await?;
             let count = batches.iter().map(RecordBatch::num_rows).sum();
             self.commit(live, guard, Vec::new(), batches).await?;
             return Ok(Outcome::Command {
@@ -144,8 +144,32 @@ impl Database {
                     None => return Err(Error::DropMissingTable(table)),
                 }
             };
+            // In-flight writes to the table finish first (they hold its
+            // writer lock until their change is applied), and no new one
+            // starts while it goes: an acknowledged write never lands in a
+            // dropped table. A transaction holding the table gets
+            // lock_timeout's answer, as it would from its own lock wait.
+            let live = self
+                .tables
+                .read()
+                .expect("tables lock poisoned")
+                .get(&id)
+                .cloned();
+            let writer = match &live {
+                Some(live) => Some(
+                    tokio::time::timeout(super::transaction::LOCK_TIMEOUT, live.lock_writer())
+                        .await
+                        .map_err(|_| Error::LockNotAvailable(table.clone()))??,
+                ),
+                None => None,
+            };
             self.drop_relation(Relation::Table(id), &format!("table {table}"), cascade)
                 .await?;
+            if let Some(live) = &live {
+                live.dropped
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            drop(writer);
             let def = self
                 .catalog
                 .write()

@@ -50,6 +50,7 @@ mod ddl;
 mod mv;
 mod transaction;
 
+pub use commit::watch_commit;
 pub use transaction::Transaction;
 
 use commit::compact_log;
@@ -91,6 +92,20 @@ struct LiveTable {
     /// One writer at a time per table: a DML statement reads, decides and
     /// commits under it, so UPDATEs never act on a stale row.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Set by DROP TABLE under the writer lock: a writer that waited for
+    /// the lock must not write to a table that is gone.
+    dropped: std::sync::atomic::AtomicBool,
+}
+
+impl LiveTable {
+    /// The writer lock; 42P01 if the table was dropped while we waited.
+    async fn lock_writer(&self) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+        let guard = self.writer.clone().lock_owned().await;
+        if self.dropped.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::UndefinedTable(self.def.name.clone()));
+        }
+        Ok(guard)
+    }
 }
 
 pub struct Database {
@@ -254,6 +269,7 @@ impl Database {
                 def,
                 data,
                 writer: Arc::new(tokio::sync::Mutex::new(())),
+                dropped: Default::default(),
             }),
         );
         let _order = self.order.lock().await;

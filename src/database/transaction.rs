@@ -34,7 +34,7 @@ use crate::state::{Chunks, TableChange, TableData};
 /// How long a statement in a transaction waits for another writer's table
 /// lock before giving up (two transactions waiting on each other's tables
 /// would otherwise wait forever).
-const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Pending {
     live: Arc<LiveTable>,
@@ -57,9 +57,9 @@ impl Transaction {
         if self.pending.contains_key(&live.def.id) {
             return Ok(());
         }
-        let guard = tokio::time::timeout(LOCK_TIMEOUT, live.writer.clone().lock_owned())
+        let guard = tokio::time::timeout(LOCK_TIMEOUT, live.lock_writer())
             .await
-            .map_err(|_| Error::LockNotAvailable(live.def.name.clone()))?;
+            .map_err(|_| Error::LockNotAvailable(live.def.name.clone()))??;
         let data = live.data.read().expect("table lock poisoned").fork()?;
         self.pending.insert(
             live.def.id,

@@ -1,12 +1,12 @@
 //! Stopping a statement: a cancel request (psql's Ctrl-C) or the session's
 //! `statement_timeout`.
 //!
-//! pgwire cancels a statement only while its handler runs; our query results
-//! stream after the handler returns, so a long scan or aggregation would
-//! escape both. Each connection therefore also has a `CancelSignal`, fired by
-//! the cancel handler beside pgwire's own, and the result stream stops with
-//! 57014 when the signal fires or the timeout passes. Dropping the stream
-//! stops DataFusion's work.
+//! Each connection has a `CancelSignal`, fired by the cancel handler. The
+//! handler races a running statement against it and the deadline (unless
+//! the statement has passed its commit point: then it finishes), and the
+//! result stream, which flows after the handler returns, stops with 57014
+//! when the signal fires or the timeout passes. Dropping the stream stops
+//! DataFusion's work.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, future};
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
 use tokio::sync::Notify;
@@ -97,10 +97,10 @@ impl Drop for SignalGuard {
     }
 }
 
-/// pgwire's cancel handler (which stops a running handler) plus our signal
-/// (which stops a streaming result).
+/// Fires the connection's signal. pgwire's own cancel (which drops the
+/// running handler) is not used: a statement past its commit point must
+/// finish and answer what it did, which only the handler can decide.
 pub struct Canceller {
-    pub pgwire: DefaultCancelHandler,
     pub signals: Arc<Signals>,
 }
 
@@ -117,7 +117,27 @@ impl CancelHandler for Canceller {
         if let Some(signal) = signal {
             signal.cancel();
         }
-        self.pgwire.on_cancel_request(request).await;
+    }
+}
+
+/// Resolves when the statement is cancelled (a request after `epoch`) or
+/// its deadline passes, with the error to answer.
+pub async fn stopped(signal: Option<(Arc<CancelSignal>, u64)>, deadline: Option<Instant>) -> Error {
+    let cancelled = async {
+        match &signal {
+            Some((signal, epoch)) => signal.cancelled_since(*epoch).await,
+            None => future::pending().await,
+        }
+    };
+    let timed_out = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = cancelled => Error::Cancelled,
+        _ = timed_out => Error::StatementTimeout,
     }
 }
 
@@ -128,24 +148,7 @@ pub fn guard<T: Send + 'static>(
     signal: Option<(Arc<CancelSignal>, u64)>,
     deadline: Option<Instant>,
 ) -> Pin<Box<dyn Stream<Item = Result<T, Error>> + Send>> {
-    let stop = async move {
-        let cancelled = async {
-            match &signal {
-                Some((signal, epoch)) => signal.cancelled_since(*epoch).await,
-                None => future::pending().await,
-            }
-        };
-        let timed_out = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = cancelled => Error::Cancelled,
-            _ = timed_out => Error::StatementTimeout,
-        }
-    };
+    let stop = stopped(signal, deadline);
     let state = (Box::pin(rows), Box::pin(stop), false);
     Box::pin(futures::stream::unfold(
         state,

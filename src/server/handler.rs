@@ -9,6 +9,7 @@
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
@@ -205,12 +206,20 @@ impl Handler {
                 }),
             deadline: session::statement_timeout(client).map(|limit| Instant::now() + limit),
         };
-        let guarded = AssertUnwindSafe(work).catch_unwind();
-        let outcome = match stop.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, guarded)
-                .await
-                .map_err(|_| Error::StatementTimeout)?,
-            None => guarded.await,
+        let committing = Arc::new(AtomicBool::new(false));
+        let guarded = AssertUnwindSafe(crate::database::watch_commit(committing.clone(), work))
+            .catch_unwind();
+        tokio::pin!(guarded);
+        let outcome = tokio::select! {
+            outcome = &mut guarded => outcome,
+            error = cancel::stopped(stop.signal.clone(), stop.deadline) => {
+                if !committing.load(Ordering::Acquire) {
+                    return Err(error);
+                }
+                // Past its commit point the change lands whatever we do:
+                // finish, and answer what was done.
+                guarded.await
+            }
         }
         .map_err(|panic| {
             let what = panic

@@ -23,11 +23,10 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{
-    ClientInfo, ConnectionManager, PgWireServerHandlers, PidSecretKeyGenerator,
-    RandomPidSecretKeyGenerator,
+    ClientInfo, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -70,19 +69,14 @@ struct Handlers {
 
 impl Handlers {
     fn new(db: Arc<Database>) -> Self {
-        let connections = Arc::new(ConnectionManager::new());
         let signals = Arc::new(Signals::default());
         Handlers {
             queries: Arc::new(Handler::new(db)),
             startup: Arc::new(Startup {
-                connections: connections.clone(),
                 signals: signals.clone(),
                 keys: RandomPidSecretKeyGenerator::default(),
             }),
-            cancel: Arc::new(Canceller {
-                pgwire: DefaultCancelHandler::new(connections),
-                signals,
-            }),
+            cancel: Arc::new(Canceller { signals }),
         }
     }
 }
@@ -108,7 +102,6 @@ impl PgWireServerHandlers for Handlers {
 /// Trust authentication, like a fresh PostgreSQL on localhost; registers the
 /// connection so that cancel requests (Ctrl-C in psql) reach it.
 struct Startup {
-    connections: Arc<ConnectionManager>,
     signals: Arc<Signals>,
     keys: RandomPidSecretKeyGenerator,
 }
@@ -160,9 +153,6 @@ impl StartupHandler for Startup {
             save_startup_parameters_to_metadata(client, startup);
             let (pid, key) = self.keys.generate(client);
             client.set_pid_and_secret_key(pid, key.clone());
-            let (handle, guard) = self.connections.register(pid, key.clone());
-            client.session_extensions().insert(handle);
-            client.session_extensions().insert(guard);
             let (signal, signal_guard) = self.signals.register(pid, key);
             client.session_extensions().insert(signal);
             client.session_extensions().insert(signal_guard);

@@ -1,21 +1,27 @@
-//! Everything Freshet keeps on disk, in one embedded sled database.
+//! Everything Freshet keeps on disk: an embedded sled database behind our
+//! own write-ahead log (`wal`).
 //!
-//! Two trees: `catalog` (one entry per schema and table definition) and
-//! `table_log` (the changes each DML statement made, keyed by table id and a
-//! sequence number). A table's contents are the replay of its log; nothing
-//! else is needed to rebuild them after a crash. No sled type leaves this
-//! module: callers see `Store` and plain bytes.
+//! Two sled trees hold the state: `catalog` (one entry per schema, table and
+//! view definition) and `table_log` (the changes each DML statement made,
+//! keyed by table id and a sequence number); `meta` holds the id counter. A
+//! table's contents are the replay of its log; nothing else is needed to
+//! rebuild them after a crash. No sled type leaves this module: callers see
+//! `Store` and plain bytes.
 //!
-//! Durability: a write is durable once `flush` returns. DML is acknowledged
-//! only after that, so a `kill -9` loses nothing that a client saw succeed.
-//! One statement's entries go in with one atomic sled batch, so a crash never
-//! leaves half a statement behind.
+//! Durability: every mutation is applied to sled and appended to the
+//! write-ahead log under one lock, so both see one order. A write is durable
+//! once `flush` returns: the log has been `fdatasync`ed past it. DML and DDL
+//! are acknowledged only after that. One statement's entries are one record
+//! and one atomic sled batch, so a crash never leaves half a statement.
+//! At open, the log is replayed on top of sled, sled is made durable and the
+//! log starts afresh.
 
 mod change;
 mod mv;
 mod mv_index;
 mod snapshot;
 mod table;
+mod wal;
 
 pub use change::TableChange;
 pub use mv::MvData;
@@ -23,12 +29,19 @@ pub use mv_index::MvIndex;
 pub use snapshot::{Chunks, EpochSnapshot, Published};
 pub use table::{ROWID_COLUMN, TableData, schema_with_rowid};
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wal::{Op, Wal, WalError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Wal(#[from] WalError),
     #[error("corrupt table log entry for table {table}: {reason}")]
     Corrupt { table: u64, reason: String },
 }
@@ -39,7 +52,15 @@ pub struct Store {
     db: sled::Db,
     catalog: sled::Tree,
     log: sled::Tree,
+    meta: sled::Tree,
+    /// `None` in memory: nothing outlives the process anyway.
+    wal: Option<Arc<Wal>>,
+    /// Held while a mutation is applied to sled and appended to the log.
+    order: Arc<Mutex<()>>,
+    next_id: Arc<AtomicU64>,
 }
+
+const NEXT_ID_KEY: &[u8] = b"next_id";
 
 fn log_key(table: u64, seq: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
@@ -48,37 +69,151 @@ fn log_key(table: u64, seq: u64) -> [u8; 16] {
     key
 }
 
+/// Makes everything applied to sled so far durable: sled's flush writes its
+/// buffers (with `sync_file_range` only), then every file sled keeps and
+/// the directories that name them are fsynced.
+fn make_durable(db: &sled::Db, dir: &Path) -> std::io::Result<()> {
+    db.flush().map_err(std::io::Error::other)?;
+    for sub in [dir.to_path_buf(), dir.join("blobs")] {
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::File::open(entry.path())?.sync_all()?;
+            }
+        }
+        std::fs::File::open(&sub)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Opens (or creates) the data directory at `path`.
+    /// Opens (or creates) the data directory at `path`, replaying its
+    /// write-ahead log.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        Self::from_config(sled::Config::new().path(path))
+        let db = sled::Config::new().path(path).open()?;
+        let wal_dir = path.join("wal");
+        let (ops, next_segment) = wal::recover(&wal_dir)?;
+        let mut store = Self::with_db(db)?;
+        let replayed = ops.len();
+        for op in &ops {
+            store.apply(op)?;
+        }
+        make_durable(&store.db, path).map_err(WalError::Io)?;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replayed the write-ahead log");
+        }
+        let db = store.db.clone();
+        let dir: PathBuf = path.to_path_buf();
+        store.wal = Some(Arc::new(Wal::start(
+            &wal_dir,
+            next_segment,
+            Arc::new(move || make_durable(&db, &dir)),
+        )?));
+        Ok(store)
     }
 
     /// A store that lives only as long as the process: for tests and demos.
     pub fn in_memory() -> Result<Self, StorageError> {
-        Self::from_config(sled::Config::new().temporary(true))
+        Self::with_db(sled::Config::new().temporary(true).open()?)
     }
 
-    fn from_config(config: sled::Config) -> Result<Self, StorageError> {
-        let db = config.open()?;
+    fn with_db(db: sled::Db) -> Result<Self, StorageError> {
         let catalog = db.open_tree("catalog")?;
         let log = db.open_tree("table_log")?;
-        Ok(Store { db, catalog, log })
+        let meta = db.open_tree("meta")?;
+        // Ids handed out before the counter lived in `meta` came from sled's
+        // generator; never go below either.
+        let stored = meta
+            .get(NEXT_ID_KEY)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let next_id = stored.max(db.generate_id()? + 1);
+        Ok(Store {
+            db,
+            catalog,
+            log,
+            meta,
+            wal: None,
+            order: Arc::new(Mutex::new(())),
+            next_id: Arc::new(AtomicU64::new(next_id)),
+        })
     }
 
-    /// A fresh id, unique for the life of the data directory.
+    /// Applies one mutation to sled and, on disk, appends it to the log, in
+    /// one order for both. Durable after the next `flush`.
+    fn mutate(&self, op: Op<'_>) -> Result<(), StorageError> {
+        let record = self.wal.as_ref().map(|_| op.encode());
+        let _order = self.order.lock().expect("store lock poisoned");
+        self.apply(&op)?;
+        if let (Some(wal), Some(record)) = (&self.wal, record) {
+            wal.append(&record);
+        }
+        Ok(())
+    }
+
+    fn apply(&self, op: &Op<'_>) -> Result<(), StorageError> {
+        match op {
+            Op::Append(tables) => {
+                let mut batch = sled::Batch::default();
+                for (table, first_seq, entries) in tables.iter() {
+                    for (i, entry) in entries.iter().enumerate() {
+                        batch.insert(&log_key(*table, first_seq + i as u64), entry.as_slice());
+                    }
+                }
+                self.log.apply_batch(batch)?;
+            }
+            Op::Rewrite {
+                table,
+                first_seq,
+                entries,
+            } => {
+                let mut batch = sled::Batch::default();
+                for key in self
+                    .log
+                    .range(log_key(*table, 0)..=log_key(*table, u64::MAX))
+                    .keys()
+                {
+                    batch.remove(key?);
+                }
+                for (i, entry) in entries.iter().enumerate() {
+                    batch.insert(&log_key(*table, first_seq + i as u64), entry.as_slice());
+                }
+                self.log.apply_batch(batch)?;
+            }
+            Op::PutCatalog { key, value } => {
+                self.catalog.insert(key.as_bytes(), value.as_ref())?;
+            }
+            Op::RemoveCatalog(key) => {
+                self.catalog.remove(key.as_bytes())?;
+            }
+            Op::NextId(next) => {
+                self.meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
+                self.next_id.fetch_max(*next, Ordering::AcqRel);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh id, unique for the life of the data directory (durable with
+    /// the next `flush`, as the definition that uses it).
     pub fn next_id(&self) -> Result<u64, StorageError> {
-        Ok(self.db.generate_id()? + 1)
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        self.mutate(Op::NextId(id + 1))?;
+        Ok(id)
     }
 
     pub fn put_catalog(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.catalog.insert(key.as_bytes(), value)?;
-        Ok(())
+        self.mutate(Op::PutCatalog {
+            key: Cow::Borrowed(key),
+            value: Cow::Borrowed(value),
+        })
     }
 
     pub fn remove_catalog(&self, key: &str) -> Result<(), StorageError> {
-        self.catalog.remove(key.as_bytes())?;
-        Ok(())
+        self.mutate(Op::RemoveCatalog(Cow::Borrowed(key)))
     }
 
     /// All catalog entries, in key order.
@@ -92,37 +227,14 @@ impl Store {
             .collect()
     }
 
-    /// Appends one statement's change entries to a table's log, atomically.
-    /// `first_seq` is the sequence number of the first entry; the caller owns
-    /// the numbering (see `TableData::next_seq`).
-    pub fn append_changes(
-        &self,
-        table: u64,
-        first_seq: u64,
-        entries: &[Vec<u8>],
-    ) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for (i, entry) in entries.iter().enumerate() {
-            batch.insert(&log_key(table, first_seq + i as u64), entry.as_slice());
-        }
-        self.log.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Appends the changes of several tables (one transaction) in one
-    /// atomic batch: `(table, first_seq, entries)` each.
+    /// Appends the changes of one statement or transaction, over one or
+    /// more tables, in one atomic batch: `(table, first_seq, entries)` each.
+    /// The caller owns the numbering (see `TableData::reserve_seqs`).
     pub fn append_changes_of(
         &self,
         tables: &[(u64, u64, Vec<Vec<u8>>)],
     ) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for (table, first_seq, entries) in tables {
-            for (i, entry) in entries.iter().enumerate() {
-                batch.insert(&log_key(*table, first_seq + i as u64), entry.as_slice());
-            }
-        }
-        self.log.apply_batch(batch)?;
-        Ok(())
+        self.mutate(Op::Append(Cow::Borrowed(tables)))
     }
 
     /// The log of one table in order: (sequence number, entry).
@@ -168,29 +280,24 @@ impl Store {
         first_seq: u64,
         entries: &[Vec<u8>],
     ) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for key in self
-            .log
-            .range(log_key(table, 0)..=log_key(table, u64::MAX))
-            .keys()
-        {
-            batch.remove(key?);
-        }
-        for (i, entry) in entries.iter().enumerate() {
-            batch.insert(&log_key(table, first_seq + i as u64), entry.as_slice());
-        }
-        self.log.apply_batch(batch)?;
-        Ok(())
+        self.mutate(Op::Rewrite {
+            table,
+            first_seq,
+            entries: Cow::Borrowed(entries),
+        })
     }
 
     pub fn drop_table_log(&self, table: u64) -> Result<(), StorageError> {
         self.rewrite_table_log(table, 0, &[])
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable: returns once the log has been
+    /// synced past it. Concurrent callers share one sync.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush_async().await?;
-        Ok(())
+        match &self.wal {
+            Some(wal) => Ok(wal.sync().await?),
+            None => Ok(()),
+        }
     }
 }
 
@@ -202,11 +309,15 @@ mod tests {
     fn rewritten_logs_keep_their_numbering_and_other_tables() {
         let store = Store::in_memory().unwrap();
         store
-            .append_changes(1, 0, &[b"a".to_vec(), b"b".to_vec()])
+            .append_changes_of(&[(1, 0, vec![b"a".to_vec(), b"b".to_vec()])])
             .unwrap();
-        store.append_changes(2, 0, &[b"other".to_vec()]).unwrap();
+        store
+            .append_changes_of(&[(2, 0, vec![b"other".to_vec()])])
+            .unwrap();
         store.rewrite_table_log(1, 2, &[b"ab".to_vec()]).unwrap();
-        store.append_changes(1, 3, &[b"c".to_vec()]).unwrap();
+        store
+            .append_changes_of(&[(1, 3, vec![b"c".to_vec()])])
+            .unwrap();
         assert_eq!(
             store.table_changes(1).unwrap(),
             vec![(2, b"ab".to_vec()), (3, b"c".to_vec())]
@@ -219,5 +330,56 @@ mod tests {
         store.drop_table_log(1).unwrap();
         assert!(store.table_changes(1).unwrap().is_empty());
         assert_eq!(store.logged_tables().unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn the_log_alone_rebuilds_what_was_acknowledged() {
+        let root =
+            std::env::temp_dir().join(format!("freshet-store-replay-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (first, second) = (root.join("first"), root.join("second"));
+        let id = {
+            let store = Store::open(&first).unwrap();
+            let id = store.next_id().unwrap();
+            store.put_catalog("table/t", b"def").unwrap();
+            store
+                .append_changes_of(&[
+                    (id, 0, vec![b"a".to_vec()]),
+                    (id + 1, 0, vec![b"x".to_vec()]),
+                ])
+                .unwrap();
+            store.rewrite_table_log(id, 1, &[b"a2".to_vec()]).unwrap();
+            store
+                .append_changes_of(&[(id, 2, vec![b"b".to_vec()])])
+                .unwrap();
+            store.remove_catalog("table/t").unwrap();
+            store.put_catalog("table/u", b"def2").unwrap();
+            store.flush().await.unwrap();
+            // Copied while the store is open: what a crash right after the
+            // acknowledgment leaves of the log, beside a sled that has none of it.
+            std::fs::create_dir_all(second.join("wal")).unwrap();
+            for entry in std::fs::read_dir(first.join("wal")).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::copy(&path, second.join("wal").join(path.file_name().unwrap())).unwrap();
+            }
+            id
+        };
+        for dir in [&first, &second] {
+            let store = Store::open(dir).unwrap();
+            assert_eq!(
+                store.table_changes(id).unwrap(),
+                vec![(1, b"a2".to_vec()), (2, b"b".to_vec())]
+            );
+            assert_eq!(
+                store.table_changes(id + 1).unwrap(),
+                vec![(0, b"x".to_vec())]
+            );
+            assert_eq!(
+                store.catalog_entries().unwrap(),
+                vec![("table/u".to_string(), b"def2".to_vec())]
+            );
+            assert!(store.next_id().unwrap() > id);
+        }
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -153,6 +153,11 @@ impl Server {
         client
     }
 
+    /// The server's process id (of the wrapper, when there is one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         read_log(&self.log)
     }

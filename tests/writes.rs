@@ -1,0 +1,127 @@
+//! What a writer is told matches what was written: a statement stopped by
+//! its timeout or a cancel has written nothing, one that answers success has
+//! written everything, and DROP TABLE never swallows an acknowledged write.
+
+mod common;
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use common::TestServer;
+
+async fn count(client: &Client, table: &str) -> i64 {
+    let messages = client
+        .simple_query(&format!("SELECT count(*) FROM {table}"))
+        .await
+        .unwrap_or_else(|e| panic!("count of {table}: {e:?}"));
+    messages
+        .into_iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .expect("one count")
+}
+
+fn sqlstate(error: &tokio_postgres::Error) -> String {
+    error
+        .code()
+        .unwrap_or_else(|| panic!("a server error, got {error:?}"))
+        .code()
+        .to_string()
+}
+
+/// Timeouts short enough to land anywhere in a big INSERT: while it is
+/// planned, while its rows are computed, or while it commits. Whatever the
+/// moment, 57014 must mean nothing landed and success must mean all of it.
+#[tokio::test]
+async fn a_timed_out_write_answers_what_it_did() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id bigint, v text)")
+        .await
+        .unwrap();
+    let mut expected = 0i64;
+    let (mut landed, mut stopped) = (0, 0);
+    for step in 0..40u64 {
+        let timeout_ms = 1 + step % 20;
+        client
+            .batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
+            .await
+            .unwrap();
+        let rows = 20_000 + 1000 * step as i64;
+        let result = client
+            .simple_query(&format!(
+                "INSERT INTO t SELECT n, 'row ' || n FROM generate_series(1, {rows}) AS g(n)"
+            ))
+            .await;
+        client
+            .batch_execute("SET statement_timeout = 0")
+            .await
+            .unwrap();
+        match result {
+            Ok(_) => {
+                expected += rows;
+                landed += 1;
+            }
+            Err(e) => {
+                assert_eq!(sqlstate(&e), "57014", "{e:?}");
+                stopped += 1;
+            }
+        }
+        assert_eq!(
+            count(&client, "t").await,
+            expected,
+            "after step {step} (timeout {timeout_ms} ms)"
+        );
+    }
+    assert_eq!(landed + stopped, 40);
+}
+
+/// DROP TABLE waits for a transaction that wrote the table (and gives up
+/// with 55P03 if it does not end), and a writer that waited behind the DROP
+/// is told the table is gone instead of being acknowledged into nowhere.
+#[tokio::test]
+async fn drop_table_waits_for_writers_and_later_writers_see_it_gone() {
+    let server = TestServer::start().await;
+    let writer = server.connect().await;
+    let dropper = server.connect().await;
+    writer
+        .batch_execute("CREATE TABLE t (id int); BEGIN; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    // The transaction holds t: DROP waits, then gives up.
+    let error = dropper
+        .batch_execute("DROP TABLE t")
+        .await
+        .expect_err("DROP while a transaction writes t");
+    assert_eq!(sqlstate(&error), "55P03", "{error:?}");
+    writer.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(count(&dropper, "t").await, 1);
+
+    // Now a DROP that waits for the transaction and wins the lock before a
+    // second writer: that writer must get 42P01, not INSERT 0 1.
+    writer
+        .batch_execute("BEGIN; INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    let drop = tokio::spawn(async move { dropper.batch_execute("DROP TABLE t").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let late = server.connect().await;
+    let late_insert =
+        tokio::spawn(async move { late.batch_execute("INSERT INTO t VALUES (3)").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    writer.batch_execute("COMMIT").await.unwrap();
+    drop.await.unwrap().expect("DROP TABLE after the commit");
+    match late_insert.await.unwrap() {
+        Ok(()) => panic!("an INSERT into a dropped table was acknowledged"),
+        Err(e) => assert_eq!(sqlstate(&e), "42P01", "{e:?}"),
+    }
+    let error = writer
+        .simple_query("SELECT * FROM t")
+        .await
+        .expect_err("t is gone");
+    assert_eq!(sqlstate(&error), "42P01");
+}
