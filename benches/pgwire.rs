@@ -20,6 +20,9 @@
 //! - `FRESHET_BENCH_INSERT_ROWS` (200,000): rows per INSERT-throughput run.
 //! - `FRESHET_BENCH_INSERT_BATCH` (1,000): rows per INSERT in those runs.
 //! - `FRESHET_BENCH_SINGLE` (2,000): single-row INSERTs per latency run.
+//! - `FRESHET_BENCH_WRITERS` (16) and `FRESHET_BENCH_WRITER_ROWS` (500):
+//!   concurrent connections making single-row INSERTs at once, and the
+//!   INSERTs each makes (group commit shares syncs between them).
 //! - `FRESHET_BENCH_RUNS` (5): timed runs per measurement.
 //! - `FRESHET_BENCH_PG`: PostgreSQL connection string; `none` skips it.
 
@@ -48,6 +51,8 @@ struct Config {
     insert_rows: usize,
     insert_batch: usize,
     single: usize,
+    writers: usize,
+    writer_rows: usize,
     runs: usize,
     pg: Option<String>,
 }
@@ -62,6 +67,8 @@ impl Config {
             insert_rows: env_usize("FRESHET_BENCH_INSERT_ROWS", 200_000),
             insert_batch: env_usize("FRESHET_BENCH_INSERT_BATCH", 1_000).max(1),
             single: env_usize("FRESHET_BENCH_SINGLE", 2_000).max(1),
+            writers: env_usize("FRESHET_BENCH_WRITERS", 16).max(1),
+            writer_rows: env_usize("FRESHET_BENCH_WRITER_ROWS", 500).max(1),
             runs: env_usize("FRESHET_BENCH_RUNS", 5).max(1),
             pg: (pg != "none").then_some(pg),
         }
@@ -119,6 +126,7 @@ impl Expected {
 
 struct System {
     name: &'static str,
+    url: String,
     client: Client,
 }
 
@@ -202,6 +210,48 @@ async fn single_inserts(sys: &System, table: &str, n: u64) -> BenchResult<Vec<Du
         })?;
     }
     Ok(lat)
+}
+
+/// `writers` connections at once, each making `n` single-row INSERTs
+/// (prepared, each awaited) into `table`: the total rows per second.
+/// Connecting is not timed; the row count is checked.
+async fn concurrent_inserts(sys: &System, table: &str, writers: usize, n: u64) -> BenchResult<f64> {
+    let mut clients = Vec::with_capacity(writers);
+    for _ in 0..writers {
+        clients.push(connect(&sys.url).await?);
+    }
+    let sql = format!("INSERT INTO {table} (k, v, s) VALUES ($1, $2, $3)");
+    let start = Instant::now();
+    let tasks = clients.into_iter().enumerate().map(|(w, client)| {
+        let sql = sql.clone();
+        tokio::spawn(async move {
+            let stmt = client.prepare(&sql).await?;
+            for i in 0..n {
+                let key = w as u64 * n + i;
+                let (k, v, s) = (key as i64, v_of(key), format!("s{key}"));
+                client.execute(&stmt, &[&k, &v, &s]).await?;
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        })
+    });
+    for task in futures::future::join_all(tasks).await {
+        task??;
+    }
+    let elapsed = start.elapsed();
+    let total = writers as u64 * n;
+    let (rows, _) = text_query(sys, &format!("SELECT count(*) FROM {table}")).await?;
+    let got = rows
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or_default();
+    check(
+        sys.name,
+        "concurrent INSERT row count",
+        got == total.to_string(),
+        || format!("{got} rows, expected {total}"),
+    )?;
+    Ok(total as f64 / secs(elapsed))
 }
 
 /// `SELECT * FROM t` over the extended protocol (binary results), every
@@ -539,6 +589,7 @@ async fn run(cfg: Config) -> BenchResult<()> {
 
     let mut systems = vec![System {
         name: "Freshet",
+        url: freshet_url.clone(),
         client: connect(&freshet_url).await?,
     }];
     if let Some(url) = &cfg.pg {
@@ -555,6 +606,7 @@ async fn run(cfg: Config) -> BenchResult<()> {
                 );
                 systems.push(System {
                     name: "PostgreSQL",
+                    url: url.clone(),
                     client,
                 });
             }
@@ -615,9 +667,24 @@ async fn run(cfg: Config) -> BenchResult<()> {
         f,
         p,
     );
+
+    // Concurrent single-row writers: a fresh table per run.
+    let (w, n) = (cfg.writers, cfg.writer_rows as u64);
+    eprintln!("concurrent single-row INSERTs: {w} writers x {n} INSERTs per run");
+    let v = alternate!(systems, cfg.runs, 1, |sys| {
+        recreate(sys, "t_many").await?;
+        concurrent_inserts(sys, "t_many", w, n).await?
+    });
+    let (f, p) = split(v);
+    report.add(
+        format!("single-row INSERTs, {w} concurrent clients, total"),
+        Unit::RowsPerSec,
+        f,
+        p,
+    );
     for sys in &systems {
         sys.client
-            .batch_execute("DROP TABLE t_ins; DROP TABLE t_one")
+            .batch_execute("DROP TABLE t_ins; DROP TABLE t_one; DROP TABLE t_many")
             .await?;
     }
 
@@ -726,14 +793,15 @@ async fn run(cfg: Config) -> BenchResult<()> {
             let server2 = tokio::spawn(async move {
                 let _ = serve2.await;
             });
-            let client = connect(&format!(
+            let url = format!(
                 "host={} port={} user=bench dbname=freshet",
                 addr2.ip(),
                 addr2.port()
-            ))
-            .await?;
+            );
+            let client = connect(&url).await?;
             let sys = System {
                 name: "Freshet (restarted)",
+                url,
                 client,
             };
             count_star(&sys, &e).await?;

@@ -35,6 +35,11 @@ struct Args {
     log_level: String,
 }
 
+/// glibc's malloc spent a quarter of an MV epoch in its own bookkeeping
+/// (free-list consolidation) under the engine's many small allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Stack of each worker thread. Statements are trees that parsing, planning
 /// and dropping walk recursively; DataFusion's and sqlparser's own recursion
 /// grows its stack on the heap when it runs short, the rest (visitors, drop)

@@ -125,3 +125,68 @@ async fn drop_table_waits_for_writers_and_later_writers_see_it_gone() {
         .expect_err("t is gone");
     assert_eq!(sqlstate(&error), "42P01");
 }
+
+/// Writers of one table overlap their syncs, but each still decides on the
+/// rows the writers before it left: concurrent increments all count, and a
+/// view over the table agrees.
+#[tokio::test]
+async fn concurrent_writers_of_one_table_build_on_each_other() {
+    let server = TestServer::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE c (id int PRIMARY KEY, n bigint); INSERT INTO c VALUES (1, 0); \
+             CREATE TABLE log (w int, i int); \
+             CREATE MATERIALIZED VIEW total AS SELECT sum(n) AS n, count(*) AS rows FROM c",
+        )
+        .await
+        .unwrap();
+    let (writers, steps) = (8, 40);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..steps {
+                client
+                    .batch_execute("UPDATE c SET n = n + 1 WHERE id = 1")
+                    .await
+                    .unwrap();
+                client
+                    .batch_execute(&format!("INSERT INTO log VALUES ({w}, {i})"))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let expected = (writers * steps).to_string();
+    let rows = setup
+        .simple_query("SELECT n FROM c WHERE id = 1")
+        .await
+        .unwrap();
+    let n = rows.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(n.as_deref(), Some(expected.as_str()));
+    assert_eq!(count(&setup, "log").await, (writers * steps) as i64);
+    setup.batch_execute("FLUSH").await.unwrap();
+    let view = setup
+        .simple_query("SELECT n, rows FROM total")
+        .await
+        .unwrap();
+    let view: Vec<String> = view
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(format!(
+                "{}|{}",
+                row.get(0).unwrap_or(""),
+                row.get(1).unwrap_or("")
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(view, [format!("{expected}|1")]);
+}

@@ -125,7 +125,7 @@ impl Database {
                 None
             }
         };
-        let state = self.state_for(&input, txn.as_deref());
+        let state = self.state_for_writer(&input, txn.as_deref(), Some(live.def.id));
         let batches = DataFrame::new(state, input).collect().await?;
         let (deleted, inserted) = match kind {
             DmlKind::Insert => (Vec::new(), batches),
@@ -200,10 +200,11 @@ impl Database {
     }
 
     /// Makes the changes of one statement or one transaction durable in
-    /// one atomic sled batch, applies them, and hands them to the runtime as
+    /// one atomic record, applies them, and hands them to the runtime as
     /// one message, so they enter one epoch together. Runs in its own task:
     /// a cancelled statement or a vanished client cannot stop it halfway.
-    /// The writer guards are released only when it is done.
+    /// The writer guards are released once the change is applied, before
+    /// the sync; readers see it only after (see `sequencer`).
     pub(super) async fn commit_changes(
         &self,
         changes: super::transaction::Changes,
@@ -233,20 +234,20 @@ impl Database {
         }
         let store = self.store.clone();
         let runtime = self.runtime.clone();
-        let order = self.order.clone();
+        let sequencer = self.sequencer.clone();
         // No await between here and the spawn: once the flag is up, the
         // commit task exists.
         pass_commit_point();
         tokio::spawn(async move {
-            let _guards = guards;
+            // Under the writer guards: logged (not yet synced), applied for
+            // the next writer of these tables to build on, hidden from every
+            // other reader, and a ticket taken in the tables' order.
             store.append_changes_of(&logged)?;
-            store.flush().await?;
-            // Applied and handed on under the order lock: the runtime sees
-            // changes in the order readers of the tables do.
-            let _order = order.lock().await;
             let mut deltas = Vec::new();
+            let mut applied = Vec::with_capacity(changes.len());
             for ((live, table_changes), (_, _, entries)) in changes.into_iter().zip(&logged) {
                 let mut data = live.data.write().expect("table lock poisoned");
+                data.hold_visible();
                 for change in table_changes {
                     let removed = data.apply(&change)?;
                     deltas.push(TableDelta {
@@ -258,11 +259,26 @@ impl Database {
                 }
                 data.logged(entries.iter().map(Vec::len).sum());
                 // Still under the table's writer guard: no append can interleave.
-                // The rewrite is one atomic batch, flushed with the next commit
-                // or by sled's own periodic flush; until then the old log stands.
+                // The rewrite is one atomic record, synced with this commit.
                 if data.log_outgrown() {
                     compact_log(&store, &live.def, &mut data)?;
                 }
+                applied.push((live.clone(), data.snapshot()));
+            }
+            let ticket = sequencer.ticket();
+            // The next writer of these tables may go while this one syncs:
+            // concurrent writers share one sync.
+            drop(guards);
+            store.flush().await?;
+            // Durable: shown to readers and handed to the runtime in ticket
+            // order, so both see each table's changes in the order they were
+            // made.
+            let _turn = ticket.wait().await;
+            for (live, chunks) in &applied {
+                live.data
+                    .write()
+                    .expect("table lock poisoned")
+                    .reveal(chunks);
             }
             runtime.send(Message::Commit(deltas)).await?;
             Ok::<(), Error>(())

@@ -176,7 +176,7 @@ impl Database {
                 .expect("catalog lock poisoned")
                 .drop_table(&schema, &table)?;
             {
-                let _order = self.order.lock().await;
+                let _turn = self.sequencer.turn().await;
                 self.runtime
                     .send(Message::Table {
                         table: def.id,

@@ -40,7 +40,7 @@ use tracing::info;
 use crate::catalog::{Catalog, DEFAULT_SCHEMA, TableDef, TableId};
 use crate::error::{Error, Result};
 use crate::query::dml::DmlKind;
-use crate::query::{self, ReadEpoch, StoredTable, TxnView};
+use crate::query::{self, ReadEpoch, StoredTable, TxnView, WriterView};
 use crate::sql::object_name_parts;
 use crate::state::{Store, TableChange, TableData};
 use crate::stream::runtime::{Message, Runtime};
@@ -48,6 +48,7 @@ use crate::stream::runtime::{Message, Runtime};
 mod commit;
 mod ddl;
 mod mv;
+mod sequencer;
 mod transaction;
 
 pub use commit::watch_commit;
@@ -120,10 +121,10 @@ pub struct Database {
     version: std::sync::atomic::AtomicU64,
     /// The epoch runtime that maintains every materialized view.
     runtime: Runtime,
-    /// Held while a change is applied in memory and handed to the runtime,
-    /// and while DDL tells the runtime about relations: the runtime's
-    /// channel order is then the commit order (one global sequence).
-    order: Arc<tokio::sync::Mutex<()>>,
+    /// Turns for showing commits to readers and handing them (and DDL's
+    /// news of relations) to the runtime: the runtime's channel order is the
+    /// commit order (one global sequence).
+    sequencer: Arc<sequencer::Sequencer>,
 }
 
 impl Database {
@@ -166,7 +167,7 @@ impl Database {
             ddl: tokio::sync::Mutex::new(()),
             version: std::sync::atomic::AtomicU64::new(0),
             runtime: Runtime::start(epoch_interval)?,
-            order: Arc::new(tokio::sync::Mutex::new(())),
+            sequencer: sequencer::Sequencer::new(),
         };
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
@@ -272,7 +273,7 @@ impl Database {
                 dropped: Default::default(),
             }),
         );
-        let _order = self.order.lock().await;
+        let _turn = self.sequencer.turn().await;
         self.runtime
             .send(Message::Table {
                 table: id,
@@ -465,13 +466,27 @@ impl Database {
     /// and table it reads if it reads any MV, and the transaction's own view
     /// of the tables it wrote.
     fn state_for(&self, plan: &LogicalPlan, txn: Option<&Transaction>) -> SessionState {
+        self.state_for_writer(plan, txn, None)
+    }
+
+    /// `state_for` a DML statement that writes `target` under its writer
+    /// lock (see `WriterView`).
+    fn state_for_writer(
+        &self,
+        plan: &LogicalPlan,
+        txn: Option<&Transaction>,
+        target: Option<TableId>,
+    ) -> SessionState {
         let state = self.ctx.state();
         let reads_mv = Self::reads_mv(plan);
         let own = txn.map(Transaction::view).filter(|v| !v.is_empty());
-        if !reads_mv && own.is_none() {
+        if !reads_mv && own.is_none() && target.is_none() {
             return state;
         }
         let mut config = state.config().clone();
+        if let Some(target) = target {
+            config = config.with_extension(Arc::new(WriterView(target)));
+        }
         if reads_mv {
             config = config.with_extension(Arc::new(ReadEpoch(self.runtime.published())));
         }

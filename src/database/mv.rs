@@ -225,7 +225,7 @@ impl Database {
             .register_table(def.name.clone(), Arc::new(provider))?;
         let (reply, answer) = oneshot::channel();
         {
-            let _order = self.order.lock().await;
+            let _turn = self.sequencer.turn().await;
             self.runtime
                 .send(Message::CreateMv {
                     id: def.id,
@@ -329,7 +329,7 @@ impl Database {
                 .find(|m| m.id == id);
             if let Some(def) = def {
                 self.forget_mv(&def);
-                let _order = self.order.lock().await;
+                let _turn = self.sequencer.turn().await;
                 self.runtime.send(Message::DropMv { id }).await?;
             }
             self.catalog_changed();

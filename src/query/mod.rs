@@ -13,7 +13,7 @@ pub mod values;
 
 pub use mv_table::MvTable;
 pub use pg_attribute::{DeclaredColumns, MaterializedViews};
-pub use provider::{ReadEpoch, StoredTable, TxnView};
+pub use provider::{ReadEpoch, StoredTable, TxnView, WriterView};
 
 use std::sync::Arc;
 

@@ -32,6 +32,12 @@ pub struct ReadEpoch(pub Arc<EpochSnapshot>);
 /// statements read these instead of the committed contents.
 pub struct TxnView(pub HashMap<TableId, Chunks>);
 
+/// The table a DML statement writes, under that table's writer lock: it
+/// reads the table's latest chunks, changes not yet durable included (they
+/// precede its own in the log), where every other reader sees only what is
+/// durable.
+pub struct WriterView(pub TableId);
+
 pub struct StoredTable {
     id: TableId,
     /// The schema DataFusion plans against: the user's, or the stored one
@@ -114,21 +120,28 @@ impl TableProvider for StoredTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (mut chunks, stored_schema) = {
-            let data = self.data.read().expect("table lock poisoned");
-            (data.snapshot(), data.stored_schema().clone())
-        };
-        if let Some(own) = state
-            .config()
+        let config = state.config();
+        let own = config
             .get_extension::<TxnView>()
-            .and_then(|view| view.0.get(&self.id).cloned())
-        {
-            chunks = own;
-        } else if let Some(epoch) = state.config().get_extension::<ReadEpoch>()
-            && let Some(at_epoch) = epoch.0.tables.get(&self.id)
-        {
-            chunks = at_epoch.clone();
-        }
+            .and_then(|view| view.0.get(&self.id).cloned());
+        let writing = config
+            .get_extension::<WriterView>()
+            .is_some_and(|w| w.0 == self.id);
+        let at_epoch = config
+            .get_extension::<ReadEpoch>()
+            .and_then(|epoch| epoch.0.tables.get(&self.id).cloned());
+        let (chunks, stored_schema) = {
+            let data = self.data.read().expect("table lock poisoned");
+            // A transaction's own changes, then the writer's latest, then the
+            // epoch a reader of views sees, then what is durable.
+            let chunks = match (own, writing, at_epoch) {
+                (Some(own), _, _) => own,
+                (None, true, _) => data.snapshot(),
+                (None, false, Some(at_epoch)) => at_epoch,
+                (None, false, None) => data.visible(),
+            };
+            (chunks, data.stored_schema().clone())
+        };
         // Positions in our schema become positions in the stored schema.
         let offset = usize::from(!self.with_rowid);
         scan_chunks(state, &chunks, stored_schema, projection, offset)

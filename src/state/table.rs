@@ -17,8 +17,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
-use datafusion::arrow::compute::{concat_batches, filter_record_batch, not};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, UInt32Array, UInt64Array,
+};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -58,6 +60,10 @@ pub struct KeyConflict {
 pub struct TableData {
     stored_schema: SchemaRef,
     chunks: Arc<Vec<RecordBatch>>,
+    /// What readers other than the table's writer see while changes that
+    /// are applied are not yet durable (see `hold_visible`); `None`: the
+    /// current chunks.
+    visible: Option<Arc<Vec<RecordBatch>>>,
     next_rowid: u64,
     next_seq: u64,
     /// Bytes written to the log since it was last rewritten: when the log
@@ -87,6 +93,7 @@ impl TableData {
         Ok(TableData {
             stored_schema,
             chunks: Arc::new(Vec::new()),
+            visible: None,
             next_rowid: 1,
             next_seq: 0,
             log_bytes: 0,
@@ -101,6 +108,26 @@ impl TableData {
     /// The chunks as of now, row id first. Cheap: an `Arc` clone.
     pub fn snapshot(&self) -> Arc<Vec<RecordBatch>> {
         self.chunks.clone()
+    }
+
+    /// The chunks readers see: without changes applied but not yet durable.
+    pub fn visible(&self) -> Arc<Vec<RecordBatch>> {
+        self.visible.clone().unwrap_or_else(|| self.chunks.clone())
+    }
+
+    /// Before applying a change that is not yet durable: readers keep
+    /// seeing the chunks as they are.
+    pub fn hold_visible(&mut self) {
+        if self.visible.is_none() {
+            self.visible = Some(self.chunks.clone());
+        }
+    }
+
+    /// Once the change that produced `chunks` is durable (commits call this
+    /// in commit order): readers see it, and follow the table again when
+    /// nothing was applied after it.
+    pub fn reveal(&mut self, chunks: &Arc<Vec<RecordBatch>>) {
+        self.visible = (!Arc::ptr_eq(&self.chunks, chunks)).then(|| chunks.clone());
     }
 
     pub fn row_count(&self) -> usize {
@@ -135,6 +162,7 @@ impl TableData {
         Ok(TableData {
             stored_schema: self.stored_schema.clone(),
             chunks: self.chunks.clone(),
+            visible: None,
             next_rowid: self.next_rowid,
             next_seq: self.next_seq,
             log_bytes: self.log_bytes,
@@ -252,19 +280,35 @@ impl TableData {
         deleted: &[u64],
         removed: &mut Vec<RecordBatch>,
     ) -> Result<(), ArrowError> {
+        // Both id lists ascend: each chunk takes the run of `deleted` that
+        // falls in its id range, and each of those ids is found in the chunk
+        // by binary search. The cost is the deleted rows' (plus one copy of
+        // each touched chunk), not a lookup for every row of the table.
+        let mut rest = deleted;
         for chunk in chunks.iter_mut() {
-            let ids = rowids(chunk);
-            let (first, last) = (ids.value(0), ids.value(ids.len() - 1));
-            let lo = deleted.partition_point(|&d| d < first);
-            if lo == deleted.len() || deleted[lo] > last {
+            if rest.is_empty() {
+                break;
+            }
+            let ids = rowids(chunk).values();
+            let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+                continue;
+            };
+            rest = &rest[rest.partition_point(|&d| d < first)..];
+            let run = &rest[..rest.partition_point(|&d| d <= last)];
+            rest = &rest[run.len()..];
+            let positions: Vec<u32> = run
+                .iter()
+                .filter_map(|id| ids.binary_search(id).ok().map(|p| p as u32))
+                .collect();
+            if positions.is_empty() {
                 continue;
             }
-            let doomed: BooleanArray = ids
-                .values()
-                .iter()
-                .map(|id| Some(deleted.binary_search(id).is_ok()))
-                .collect();
-            let gone = filter_record_batch(chunk, &doomed)?;
+            let mut keep = BooleanBufferBuilder::new(ids.len());
+            keep.append_n(ids.len(), true);
+            for &p in &positions {
+                keep.set_bit(p as usize, false);
+            }
+            let gone = take_record_batch(chunk, &UInt32Array::from(positions))?;
             if let Some(index) = &mut self.key_index {
                 let columns: Vec<ArrayRef> = index
                     .columns
@@ -276,7 +320,7 @@ impl TableData {
                 }
             }
             removed.push(gone);
-            *chunk = filter_record_batch(chunk, &not(&doomed)?)?;
+            *chunk = filter_record_batch(chunk, &BooleanArray::new(keep.finish(), None))?;
         }
         chunks.retain(|c| c.num_rows() > 0);
         Ok(())

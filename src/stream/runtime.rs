@@ -2,7 +2,7 @@
 //! contents, fed through one bounded channel in commit order.
 //!
 //! ```text
-//! commit (under the order lock) ──Change──┐
+//! commit (in its turn) ──────────Change──┐
 //! CREATE/DROP MV, CREATE/DROP TABLE ──────┤ bounded channel, FIFO
 //! FLUSH ──────────────────────────────────┘
 //!                    │
@@ -13,9 +13,9 @@
 //!   EpochSnapshot (all tables and MVs at this epoch) with one swap
 //! ```
 //!
-//! Because writers send their change while they hold the order lock, the
-//! channel order is the commit order: everything before a message happened
-//! before it. A CREATE MATERIALIZED VIEW message therefore finds the tables
+//! Because writers send their change in their turn (`database::sequencer`:
+//! tickets taken under the tables' writer locks), the channel order is the
+//! commit order: everything before a message happened before it. A CREATE MATERIALIZED VIEW message therefore finds the tables
 //! exactly as they were when it was sent: the backfill reads them whole,
 //! later changes arrive after it, so there is no gap and no double count.
 //!
