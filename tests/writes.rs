@@ -190,3 +190,96 @@ async fn concurrent_writers_of_one_table_build_on_each_other() {
         .collect();
     assert_eq!(view, [format!("{expected}|1")]);
 }
+
+/// One row of `p`'s first statement: i, b, f, s, ok.
+type Row = (
+    Option<i32>,
+    Option<i64>,
+    Option<f64>,
+    Option<&'static str>,
+    Option<bool>,
+);
+
+/// Prepared INSERTs whose parameters are written in as literals store
+/// exactly the values bound, of every type that path takes, and leave the
+/// rest (timestamps, floats into numeric) to the planner with the same
+/// result.
+#[tokio::test]
+async fn bound_parameters_of_an_insert_land_exactly() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE p (i int, b bigint, d numeric(10,2), f float8, s text, ok boolean, \
+             at timestamp)",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO p (i, b, f, s, ok, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .await
+        .unwrap();
+    let at = chrono::NaiveDate::from_ymd_opt(2024, 2, 29)
+        .unwrap()
+        .and_hms_micro_opt(23, 59, 58, 123_456)
+        .unwrap();
+    let cases: [Row; 4] = [
+        (
+            Some(-7),
+            Some(i64::MIN),
+            Some(-0.5),
+            Some("it's"),
+            Some(true),
+        ),
+        (Some(0), Some(i64::MAX), Some(1e300), Some(""), Some(false)),
+        (None, None, None, None, None),
+        (
+            Some(i32::MAX),
+            Some(42),
+            Some(0.1),
+            Some("naïve \\ 'q'"),
+            Some(true),
+        ),
+    ];
+    for (i, b, f, s, ok) in cases {
+        client
+            .execute(&insert, &[&i, &b, &f, &s, &ok, &Some(at)])
+            .await
+            .unwrap();
+    }
+    // numeric and a text parameter for it go through the same statement.
+    let numeric = client
+        .prepare("INSERT INTO p (i, d) VALUES ($1, $2::numeric)")
+        .await
+        .unwrap();
+    client
+        .execute(&numeric, &[&100i32, &"12.345"])
+        .await
+        .unwrap();
+    let rows = client
+        .simple_query("SELECT i, b, d, f, s, ok, at FROM p ORDER BY i NULLS LAST, b")
+        .await
+        .unwrap();
+    let got: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|c| row.get(c).unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "-7|-9223372036854775808|NULL|-0.5|it's|t|2024-02-29 23:59:58.123456",
+            "0|9223372036854775807|NULL|1e+300||f|2024-02-29 23:59:58.123456",
+            "100|NULL|12.35|NULL|NULL|NULL|NULL",
+            "2147483647|42|NULL|0.1|naïve \\ 'q'|t|2024-02-29 23:59:58.123456",
+            "NULL|NULL|NULL|NULL|NULL|NULL|2024-02-29 23:59:58.123456",
+        ]
+    );
+}

@@ -16,11 +16,46 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BinaryArray, RecordBatch, StringArray, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, TableObject, UnaryOperator, Value};
 
 use super::pg_compat::bytea_input;
 use crate::catalog::TableDef;
 use crate::sql::object_name_parts;
+
+/// A bound parameter as the SQL literal that `literal_rows` reads, for the
+/// types whose literal says exactly the value (integers, finite floats,
+/// decimals, text, booleans, NULL); `None` for any other type.
+pub fn scalar_literal(value: &ScalarValue) -> Option<Expr> {
+    if value.is_null() {
+        return Some(Expr::value(Value::Null));
+    }
+    let number = |text: String| match text.strip_prefix('-') {
+        Some(positive) => Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(Expr::value(Value::Number(positive.to_string(), false))),
+        },
+        None => Expr::value(Value::Number(text, false)),
+    };
+    match value {
+        ScalarValue::Int8(_)
+        | ScalarValue::Int16(_)
+        | ScalarValue::Int32(_)
+        | ScalarValue::Int64(_)
+        | ScalarValue::UInt8(_)
+        | ScalarValue::UInt16(_)
+        | ScalarValue::UInt32(_)
+        | ScalarValue::UInt64(_)
+        | ScalarValue::Decimal128(..) => Some(number(value.to_string())),
+        ScalarValue::Float32(Some(f)) if f.is_finite() => Some(number(f.to_string())),
+        ScalarValue::Float64(Some(f)) if f.is_finite() => Some(number(f.to_string())),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(Expr::value(Value::SingleQuotedString(s.clone()))),
+        ScalarValue::Boolean(Some(b)) => Some(Expr::value(Value::Boolean(*b))),
+        _ => None,
+    }
+}
 
 /// One literal, as the text arrow's cast parses, with what kind it was.
 enum Literal {

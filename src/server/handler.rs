@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{Statement, Value, visit_expressions};
 use futures::{FutureExt, Sink, SinkExt, StreamExt, stream};
@@ -584,9 +585,19 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
+        let schema = self.schema(client);
+        if let Some(bound) = self
+            .bound_literal_insert(portal, &schema)
+            .map_err(|e| user_error(&e))?
+        {
+            return self
+                .run(client, &bound, None, &portal.result_column_format)
+                .await
+                .map_err(|e| user_error(&e));
+        }
         let plan = match &prepared.plan {
             Some(_) => Some(
-                self.bind(portal, &self.schema(client))
+                self.bind(portal, &schema)
                     .await
                     .map_err(|e| user_error(&e))?,
             ),
@@ -604,6 +615,42 @@ impl ExtendedQueryHandler for Handler {
 }
 
 impl Handler {
+    /// `INSERT ... VALUES` of literals and parameters, with the bound
+    /// parameters written in as literals, so that the literal fast path
+    /// writes it without DataFusion (which was most of a single-row INSERT's
+    /// time). `None` for any other statement, a changed catalog, or a
+    /// parameter whose type has no exact literal: those take the plan.
+    fn bound_literal_insert(
+        &self,
+        portal: &Portal<Prepared>,
+        schema: &str,
+    ) -> Result<Option<Statement>> {
+        let prepared = &portal.statement.statement;
+        let (Statement::Insert(_), Some(plan)) = (&prepared.statement, &prepared.plan) else {
+            return Ok(None);
+        };
+        if prepared.version != self.db.catalog_version()
+            || prepared.schema != schema
+            || !sql::is_literal_insert(&prepared.statement)
+        {
+            return Ok(None);
+        }
+        let ParamValues::List(values) = params::bind(portal, plan)? else {
+            return Ok(None);
+        };
+        let literals: Option<Vec<_>> = values
+            .iter()
+            .map(|v| crate::query::values::scalar_literal(&v.value))
+            .collect();
+        match literals {
+            Some(literals) => Ok(Some(prepared::with_literals(
+                &prepared.statement,
+                &literals,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
     /// The portal's plan with its parameters bound: the plan made at Parse
     /// while the catalog and search path are unchanged, a fresh one if not.
     async fn bind(&self, portal: &Portal<Prepared>, schema: &str) -> Result<LogicalPlan> {

@@ -66,14 +66,29 @@ pub fn bind<C: ClientInfo + ?Sized>(
         .get(name)
         .cloned()
         .ok_or_else(|| Error::UndefinedPrepared(name.to_string()))?;
+    substitute(&mut statement, name, arguments, true)?;
+    Ok(statement)
+}
+
+/// `statement` with `$n` replaced by `literals[n - 1]` as they are.
+pub fn with_literals(statement: &Statement, literals: &[Expr]) -> Result<Statement> {
+    let mut statement = statement.clone();
+    substitute(&mut statement, "", literals, false)?;
+    Ok(statement)
+}
+
+/// Replaces every `$n` with argument n, in parentheses when `nest` (an
+/// EXECUTE argument is any expression).
+fn substitute(statement: &mut Statement, name: &str, arguments: &[Expr], nest: bool) -> Result<()> {
     let mut missing = None;
-    let _ = visit_expressions_mut(&mut statement, |expr| {
+    let _ = visit_expressions_mut(statement, |expr| {
         if let Expr::Value(v) = expr
             && let Value::Placeholder(id) = &v.value
             && let Some(index) = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
         {
             match arguments.get(index.wrapping_sub(1)) {
-                Some(argument) => *expr = Expr::Nested(Box::new(argument.clone())),
+                Some(argument) if nest => *expr = Expr::Nested(Box::new(argument.clone())),
+                Some(argument) => *expr = argument.clone(),
                 None => missing = Some(index),
             }
         }
@@ -84,7 +99,7 @@ pub fn bind<C: ClientInfo + ?Sized>(
             "wrong number of parameters for prepared statement \"{name}\": no value for ${index}"
         )));
     }
-    Ok(statement)
+    Ok(())
 }
 
 /// Forgets one statement, or all with `None`. A name we do not hold may be

@@ -109,11 +109,11 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     })
 }
 
-/// `INSERT ... VALUES` whose values are all literals (or negated ones):
-/// none of the compatibility rewrites can apply, and running their eleven
-/// passes over a bulk INSERT's thousands of values was a large part of its
-/// cost.
-fn is_literal_insert(statement: &Statement) -> bool {
+/// `INSERT ... VALUES` whose values are all literals, negated literals or
+/// `$n` parameters: none of the compatibility rewrites can apply (running
+/// their eleven passes over a bulk INSERT's thousands of values was a large
+/// part of its cost), and bound parameters can be written in as literals.
+pub fn is_literal_insert(statement: &Statement) -> bool {
     let Statement::Insert(insert) = statement else {
         return false;
     };
