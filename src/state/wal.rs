@@ -30,8 +30,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::watch;
 
-/// Size past which the log starts a new segment and checkpoints sled.
-const SEGMENT_BYTES: u64 = 64 << 20;
+/// Size past which the log starts a new segment and checkpoints sled. A
+/// start after a crash replays up to about this much into sled again.
+const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// The log entries of one table in one record: `(table, first_seq, entries)`.
 pub type TableEntries = (u64, u64, Vec<Vec<u8>>);
@@ -294,6 +295,8 @@ struct Pending {
     /// Position just past the last byte appended.
     end: u64,
     stop: bool,
+    /// Stop as a crash would: without the final checkpoint (tests).
+    abandon: bool,
 }
 
 struct Shared {
@@ -376,6 +379,19 @@ impl Wal {
     }
 }
 
+#[cfg(test)]
+impl Wal {
+    /// Stops the writer after what is pending, as a crash right after the
+    /// last sync would: the segments stay for `recover`.
+    fn crash(self) {
+        self.shared
+            .pending
+            .lock()
+            .expect("wal lock poisoned")
+            .abandon = true;
+    }
+}
+
 impl Drop for Wal {
     /// Syncs what is pending, then stops the writer.
     fn drop(&mut self) {
@@ -416,7 +432,7 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         loop {
-            let (bytes, end, stop) = {
+            let (bytes, end, stop, abandon) = {
                 let mut pending = self.shared.pending.lock().expect("wal lock poisoned");
                 while pending.bytes.is_empty() && !pending.stop {
                     pending = self.shared.wake.wait(pending).expect("wal lock poisoned");
@@ -425,6 +441,7 @@ impl Writer {
                     std::mem::take(&mut pending.bytes),
                     pending.end,
                     pending.stop,
+                    pending.abandon,
                 )
             };
             if !bytes.is_empty() {
@@ -439,11 +456,32 @@ impl Writer {
                 self.shared.synced.send_modify(|s| s.position = end);
             }
             if stop {
+                if !abandon {
+                    self.close();
+                }
                 return;
             }
             if self.written >= SEGMENT_BYTES {
                 self.rotate();
             }
+        }
+    }
+
+    /// On a clean stop: checkpoint sled and drop every segment, so that
+    /// the next start has nothing to replay. A crash midway leaves segments
+    /// that replay harmlessly.
+    fn close(&self) {
+        while self.shared.checkpointing.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let result = (self.checkpoint)().and_then(|()| {
+            for (_, path) in segments(&self.dir)? {
+                std::fs::remove_file(path)?;
+            }
+            sync_dir(&self.dir)
+        });
+        if let Err(e) = result {
+            tracing::warn!("final checkpoint failed, the log keeps its segments: {e}");
         }
     }
 
@@ -541,7 +579,7 @@ mod tests {
             wal.append(&op.encode());
         }
         wal.sync().await.unwrap();
-        drop(wal);
+        wal.crash();
         let (ops, next) = recover(&dir).unwrap();
         assert_eq!(ops, sample());
         assert_eq!(next, 1);
@@ -557,7 +595,7 @@ mod tests {
             wal.append(&op.encode());
         }
         wal.sync().await.unwrap();
-        drop(wal);
+        wal.crash();
         let path = segment_path(&dir, 0);
         let full = std::fs::read(&path).unwrap();
         // Half of the last record, as a crash in the middle of a write leaves.
@@ -594,10 +632,34 @@ mod tests {
         while wal.shared.checkpointing.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
-        drop(wal);
+        wal.crash();
         assert_eq!(checkpoints.load(Ordering::SeqCst), 1);
         let (ops, _) = recover(&dir).unwrap();
         assert_eq!(ops, vec![Op::NextId(1)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_clean_stop_checkpoints_and_leaves_nothing_to_replay() {
+        let dir = scratch("close");
+        let (_, next) = recover(&dir).unwrap();
+        let checkpoints = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = checkpoints.clone();
+        let wal = Wal::start(
+            &dir,
+            next,
+            Arc::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }),
+        )
+        .unwrap();
+        wal.append(&Op::NextId(9).encode());
+        wal.sync().await.unwrap();
+        drop(wal);
+        assert_eq!(checkpoints.load(Ordering::SeqCst), 1);
+        let (ops, _) = recover(&dir).unwrap();
+        assert!(ops.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
