@@ -51,10 +51,13 @@ pub(super) struct Ticket {
 }
 
 impl Ticket {
-    /// Waits until every earlier ticket has had its turn.
+    /// Waits until every earlier ticket has had its turn. If the waiting
+    /// future is dropped, the ticket still is, and takes its turn (`Drop`).
     pub(super) async fn wait(mut self) -> Turn {
+        if let Some(sequencer) = &self.sequencer {
+            wait_for(sequencer, self.number).await;
+        }
         let sequencer = self.sequencer.take().expect("a ticket is waited for once");
-        wait_for(&sequencer, self.number).await;
         Turn { sequencer }
     }
 }
@@ -69,7 +72,11 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(sequencer) = self.sequencer.take() {
             let number = self.number;
-            tokio::spawn(async move {
+            // Without a runtime (the process is ending) nobody waits.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            runtime.spawn(async move {
                 wait_for(&sequencer, number).await;
                 drop(Turn { sequencer });
             });
@@ -117,5 +124,17 @@ mod tests {
         late.await.unwrap();
         assert_eq!(*order.lock().unwrap(), vec![1, 3]);
         let _next = sequencer.turn().await;
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_midway_still_passes_the_turn_on() {
+        let sequencer = Sequencer::new();
+        let first = sequencer.ticket();
+        let given_up = sequencer.ticket();
+        // Waiting behind `first`, then dropped (a cancelled DDL statement).
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(10), given_up.wait());
+        assert!(waiting.await.is_err());
+        drop(first.wait().await);
+        let _after = sequencer.turn().await;
     }
 }
