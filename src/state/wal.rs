@@ -236,6 +236,17 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Deletes the segments numbered below `bound` (all of them for `None`),
+/// durably: their records are in a checkpoint of sled.
+fn remove_segments(dir: &Path, bound: Option<u64>) -> std::io::Result<()> {
+    for (index, path) in segments(dir)? {
+        if bound.is_none_or(|bound| index < bound) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    sync_dir(dir)
+}
+
 /// Every record in the log at `dir`, oldest first, and the index for the
 /// next segment. A torn record at the end of the newest segment is a write
 /// that was never acknowledged and ends the replay; damage anywhere else is
@@ -320,12 +331,7 @@ impl Wal {
     /// ones: the caller has replayed them and made sled durable.
     pub fn start(dir: &Path, next: u64, checkpoint: Checkpoint) -> Result<Wal, WalError> {
         let file = open_segment(dir, next)?;
-        for (index, path) in segments(dir)? {
-            if index < next {
-                std::fs::remove_file(path)?;
-            }
-        }
-        sync_dir(dir)?;
+        remove_segments(dir, Some(next))?;
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
@@ -474,12 +480,7 @@ impl Writer {
         while self.shared.checkpointing.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
-        let result = (self.checkpoint)().and_then(|()| {
-            for (_, path) in segments(&self.dir)? {
-                std::fs::remove_file(path)?;
-            }
-            sync_dir(&self.dir)
-        });
+        let result = (self.checkpoint)().and_then(|()| remove_segments(&self.dir, None));
         if let Err(e) = result {
             tracing::warn!("final checkpoint failed, the log keeps its segments: {e}");
         }
@@ -518,14 +519,7 @@ impl Writer {
         let spawned = std::thread::Builder::new()
             .name("freshet-checkpoint".into())
             .spawn(move || {
-                let result = checkpoint().and_then(|()| {
-                    for (index, path) in segments(&dir)? {
-                        if index < next {
-                            std::fs::remove_file(path)?;
-                        }
-                    }
-                    sync_dir(&dir)
-                });
+                let result = checkpoint().and_then(|()| remove_segments(&dir, Some(next)));
                 if let Err(e) = result {
                     tracing::warn!("checkpoint failed, the log keeps its segments: {e}");
                 }
@@ -550,6 +544,23 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    /// A log whose checkpoints only count themselves.
+    fn counting_wal(dir: &Path) -> (Wal, Arc<std::sync::atomic::AtomicUsize>) {
+        let (_, next) = recover(dir).unwrap();
+        let checkpoints = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = checkpoints.clone();
+        let wal = Wal::start(
+            dir,
+            next,
+            Arc::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }),
+        )
+        .unwrap();
+        (wal, checkpoints)
     }
 
     fn sample() -> Vec<Op<'static>> {
@@ -611,18 +622,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_segment_is_deleted_after_the_checkpoint() {
         let dir = scratch("rotate");
-        let (_, next) = recover(&dir).unwrap();
-        let checkpoints = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = checkpoints.clone();
-        let wal = Wal::start(
-            &dir,
-            next,
-            Arc::new(move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }),
-        )
-        .unwrap();
+        let (wal, checkpoints) = counting_wal(&dir);
         let big = Op::Append(vec![(1, 0, vec![vec![7u8; SEGMENT_BYTES as usize]])].into());
         wal.append(&big.encode());
         wal.sync().await.unwrap();
@@ -642,18 +642,7 @@ mod tests {
     #[tokio::test]
     async fn a_clean_stop_checkpoints_and_leaves_nothing_to_replay() {
         let dir = scratch("close");
-        let (_, next) = recover(&dir).unwrap();
-        let checkpoints = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = checkpoints.clone();
-        let wal = Wal::start(
-            &dir,
-            next,
-            Arc::new(move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }),
-        )
-        .unwrap();
+        let (wal, checkpoints) = counting_wal(&dir);
         wal.append(&Op::NextId(9).encode());
         wal.sync().await.unwrap();
         drop(wal);
