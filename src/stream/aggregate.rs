@@ -5,38 +5,64 @@
 //! ORDER BY, an epoch costs the size of its delta, not of the groups it
 //! touches. Per group it keeps the number of input rows and, per aggregate:
 //! - count: the count of non-NULL values (linear: f(a+b) = f(a)+f(b));
+//!   count(*) is the row count itself and keeps nothing;
 //! - sum: the sum and the count of non-NULL values (NULL when none), in i128
 //!   for integers and decimals, so intermediate overflow cannot wrap;
-//! - min/max: the multiset of non-NULL values (arrow-row bytes, which order
-//!   as the values do), so deleting the current extreme finds the next one.
-//!   min and max of the same expression share one multiset.
+//! - min/max: the multiset of non-NULL values (`Multiset`), so deleting the
+//!   current extreme finds the next one. min and max of the same expression
+//!   share one multiset.
+//!
+//! The work is vectorised, so that a backfill of millions of rows costs
+//! about what DataFusion's own aggregate does: DataFusion's `GroupValues`
+//! turns each batch of keys into dense group ids, and every total is a
+//! column indexed by group id. Values for min/max are bucketed by group
+//! with a counting sort when a delta is large, and each group's multiset is
+//! then loaded from its sorted run in one pass.
 //!
 //! At the end of a step each touched group emits -old +new (the output row
 //! it emitted last is kept encoded); a group whose last row goes emits its
-//! retraction and vanishes. A global aggregate (no GROUP BY) always has its
-//! one row, as in PostgreSQL (count 0, sum/min/max NULL over no rows).
+//! retraction and becomes dead. Dead groups keep their id until they are
+//! more than half of all groups; then the ids are rebuilt from the live
+//! keys. A global aggregate (no GROUP BY) always has its one row, as in
+//! PostgreSQL (count 0, sum/min/max NULL over no rows).
 //!
 //! # Invariants
-//! - `groups[k].rows` is the number of live input rows with key k; every
-//!   accumulator equals its aggregate over exactly those rows.
-//! - `groups[k].emitted` is the output row last emitted for k and not
-//!   retracted.
+//! - Every per-group vector has one entry per group id `GroupValues` gave.
+//! - `rows[g]` is the number of live input rows of group g; every total
+//!   equals its aggregate over exactly those rows.
+//! - `emitted[g]` is the output row last emitted for g and not retracted.
+//! - `dead` is the number of groups with no rows and no emitted row.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
-    RecordBatchOptions, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
+    RecordBatchOptions, UInt32Array, new_null_array,
 };
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::compute::{cast, filter, take};
 use datafusion::arrow::datatypes::{
     DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef,
 };
+use datafusion::logical_expr::EmitTo;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
+use super::multiset::Multiset;
 use super::zset::RowCodec;
 use super::{Operator, StepContext, StreamError, ZBatch, evaluate, output_schema};
+
+/// Rows of keys interned at once: bounds `GroupValues`' scratch memory.
+const INTERN_ROWS: usize = 65_536;
+/// A delta at least this large (and not much smaller than the number of
+/// groups) loads min/max values by counting sort instead of one by one.
+const BULK_ROWS: usize = 4096;
+/// Dead groups tolerated before ids are rebuilt (and then only when they
+/// are more than half of all groups).
+const DEAD_GROUPS: usize = 4096;
 
 /// One aggregate of the select list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,75 +79,65 @@ pub struct AggregateCall {
     pub arg: Arc<dyn PhysicalExpr>,
 }
 
-/// How a sum adds: decided by the argument's type.
-#[derive(Debug, Clone, Copy)]
-enum Adder {
-    Int,
-    Float,
-    /// Decimal128 of this scale.
-    Decimal,
+/// One aggregate's running totals, one entry per group id.
+enum Totals {
+    /// count(*) (a count of a non-NULL constant): the group's row count.
+    Rows,
+    Count(Vec<i64>),
+    /// Integer or decimal sums (`decimal`: the argument is Decimal128 and
+    /// is summed unscaled) and the count of non-NULL values.
+    Int {
+        decimal: bool,
+        sum: Vec<i128>,
+        n: Vec<i64>,
+    },
+    Float {
+        sum: Vec<f64>,
+        n: Vec<i64>,
+    },
+    /// min or max: the extreme of multiset `slot`.
+    Extreme {
+        slot: usize,
+        min: bool,
+    },
 }
 
-enum Acc {
-    Count(i64),
-    SumInt {
-        sum: i128,
-        n: i64,
-    },
-    SumFloat {
-        sum: f64,
-        n: i64,
-    },
-    /// min/max: the value multiset `multiset_of` names.
-    Extreme,
-}
-
-/// The multiset of one min/max argument's values in a group. Integers are
-/// kept as i64 keys (about a third of the memory of encoded bytes: this is
-/// most of the state of a min/max view).
-#[derive(Clone)]
+/// The values of one min/max argument, a multiset per group.
 enum Values {
-    Bytes(BTreeMap<Box<[u8]>, i64>),
-    Ints(BTreeMap<i64, i64>),
+    /// Integers that fit i64, kept as i64: about a third of the memory of
+    /// encoded bytes, and this is most of the state of a min/max view.
+    Ints(Vec<Multiset<i64>>),
+    /// Anything else as arrow-row bytes, which order as the values do.
+    Bytes {
+        codec: RowCodec,
+        sets: Vec<Multiset<Box<[u8]>>>,
+    },
 }
 
-fn add_value<K: Ord>(values: &mut BTreeMap<K, i64>, value: K, weight: i64) {
-    match values.get_mut(&value) {
-        Some(count) => {
-            *count += weight;
-            if *count == 0 {
-                values.remove(&value);
-            }
-        }
-        None => {
-            values.insert(value, weight);
-        }
-    }
-}
-
-struct Group {
-    rows: i64,
-    accs: Vec<Acc>,
-    values: Vec<Values>,
-    emitted: Option<Box<[u8]>>,
+/// A min/max argument: the call whose argument it is, and its values.
+struct Slot {
+    call: usize,
+    values: Values,
 }
 
 pub struct HashAggregate {
     keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_schema: SchemaRef,
     calls: Vec<AggregateCall>,
-    adders: Vec<Option<Adder>>,
-    /// For each aggregate, which multiset it reads (min/max) and the codec
-    /// of its values.
-    multiset_of: Vec<Option<usize>>,
-    value_codecs: Vec<RowCodec>,
-    /// Per multiset: whether its values are integers, kept as i64.
-    int_values: Vec<bool>,
-    key_codec: RowCodec,
+    /// Dense ids of the key values; `None` for a global aggregate, whose
+    /// one group is id 0.
+    group_ids: Option<Box<dyn GroupValues>>,
+    rows: Vec<i64>,
+    totals: Vec<Totals>,
+    slots: Vec<Slot>,
+    emitted: Vec<Option<Box<[u8]>>>,
+    /// The step that last touched each group: a touched set without a
+    /// hash set.
+    stamp: Vec<u64>,
+    steps: u64,
+    dead: usize,
     output_codec: RowCodec,
     schema: SchemaRef,
-    global: bool,
-    started: bool,
-    groups: HashMap<Box<[u8]>, Group>,
     description: String,
 }
 
@@ -135,40 +151,45 @@ impl HashAggregate {
         schema: SchemaRef,
         description: String,
     ) -> Result<Option<Self>, StreamError> {
-        let mut adders = Vec::with_capacity(calls.len());
-        let mut multiset_of = Vec::with_capacity(calls.len());
-        let mut value_codecs: Vec<RowCodec> = Vec::new();
-        let mut int_values: Vec<bool> = Vec::new();
-        let mut multiset_args: Vec<String> = Vec::new();
+        let mut totals = Vec::with_capacity(calls.len());
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut slot_args: Vec<String> = Vec::new();
         for (i, call) in calls.iter().enumerate() {
             let ty = call.arg.data_type(input)?;
             let out = schema.field(keys.len() + i).data_type().clone();
-            match call.kind {
-                Kind::Count => {
-                    adders.push(None);
-                    multiset_of.push(None);
-                }
-                Kind::Sum => {
-                    let adder = match (&ty, &out) {
-                        (t, DataType::Int64) if t.is_integer() => Adder::Int,
-                        (t, DataType::UInt64) if t.is_integer() => Adder::Int,
-                        (DataType::Decimal128(_, s), DataType::Decimal128(_, so)) if s == so => {
-                            Adder::Decimal
+            let constant = call
+                .arg
+                .downcast_ref::<Literal>()
+                .is_some_and(|l| !l.value().is_null());
+            totals.push(match call.kind {
+                Kind::Count if constant => Totals::Rows,
+                Kind::Count => Totals::Count(Vec::new()),
+                Kind::Sum => match (&ty, &out) {
+                    (t, DataType::Int64 | DataType::UInt64) if t.is_integer() => Totals::Int {
+                        decimal: false,
+                        sum: Vec::new(),
+                        n: Vec::new(),
+                    },
+                    (DataType::Decimal128(_, s), DataType::Decimal128(_, so)) if s == so => {
+                        Totals::Int {
+                            decimal: true,
+                            sum: Vec::new(),
+                            n: Vec::new(),
                         }
-                        (t, DataType::Float64) if t.is_floating() => Adder::Float,
-                        _ => return Ok(None),
-                    };
-                    adders.push(Some(adder));
-                    multiset_of.push(None);
-                }
+                    }
+                    (t, DataType::Float64) if t.is_floating() => Totals::Float {
+                        sum: Vec::new(),
+                        n: Vec::new(),
+                    },
+                    _ => return Ok(None),
+                },
                 Kind::Min | Kind::Max => {
-                    adders.push(None);
                     let name = call.arg.to_string();
-                    let slot = match multiset_args.iter().position(|a| *a == name) {
+                    let slot = match slot_args.iter().position(|a| *a == name) {
                         Some(slot) => slot,
                         None => {
-                            multiset_args.push(name);
-                            int_values.push(matches!(
+                            slot_args.push(name);
+                            let ints = matches!(
                                 ty,
                                 DataType::Int8
                                     | DataType::Int16
@@ -177,137 +198,308 @@ impl HashAggregate {
                                     | DataType::UInt8
                                     | DataType::UInt16
                                     | DataType::UInt32
-                            ));
-                            value_codecs.push(RowCodec::new(&Arc::new(Schema::new(vec![
-                                Field::new("v", ty.clone(), true),
-                            ])))?);
-                            multiset_args.len() - 1
+                            );
+                            let values = if ints {
+                                Values::Ints(Vec::new())
+                            } else {
+                                Values::Bytes {
+                                    codec: RowCodec::new(&Arc::new(Schema::new(vec![
+                                        Field::new("v", ty.clone(), true),
+                                    ])))?,
+                                    sets: Vec::new(),
+                                }
+                            };
+                            slots.push(Slot { call: i, values });
+                            slots.len() - 1
                         }
                     };
-                    multiset_of.push(Some(slot));
+                    Totals::Extreme {
+                        slot,
+                        min: call.kind == Kind::Min,
+                    }
                 }
-            }
+            });
         }
-        let key_fields: Vec<Field> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| Ok(Field::new(format!("k{i}"), k.data_type(input)?, true)))
-            .collect::<Result<Vec<_>, StreamError>>()?;
-        Ok(Some(HashAggregate {
-            global: keys.is_empty(),
-            key_codec: RowCodec::new(&Arc::new(Schema::new(key_fields)))?,
+        let key_schema: SchemaRef = Arc::new(Schema::new(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| Ok(Field::new(format!("k{i}"), k.data_type(input)?, true)))
+                .collect::<Result<Vec<_>, StreamError>>()?,
+        ));
+        let group_ids = if keys.is_empty() {
+            None
+        } else {
+            Some(new_group_values(key_schema.clone(), &GroupOrdering::None)?)
+        };
+        let mut aggregate = HashAggregate {
             output_codec: RowCodec::new(&schema)?,
             schema: output_schema(&schema),
             keys,
+            key_schema,
             calls,
-            adders,
-            multiset_of,
-            value_codecs,
-            int_values,
-            started: false,
-            groups: HashMap::new(),
+            group_ids,
+            rows: Vec::new(),
+            totals,
+            slots,
+            emitted: Vec::new(),
+            stamp: Vec::new(),
+            steps: 0,
+            dead: 0,
             description,
-        }))
+        };
+        if aggregate.group_ids.is_none() {
+            aggregate.grow(1);
+        }
+        Ok(Some(aggregate))
     }
 
-    fn new_group(&self) -> Group {
-        Group {
-            rows: 0,
-            accs: self
-                .calls
-                .iter()
-                .enumerate()
-                .map(|(i, call)| match (call.kind, self.adders[i]) {
-                    (Kind::Count, _) => Acc::Count(0),
-                    (Kind::Sum, Some(Adder::Float)) => Acc::SumFloat { sum: 0.0, n: 0 },
-                    (Kind::Sum, _) => Acc::SumInt { sum: 0, n: 0 },
-                    (Kind::Min | Kind::Max, _) => Acc::Extreme,
-                })
-                .collect(),
-            values: self
-                .int_values
-                .iter()
-                .map(|ints| {
-                    if *ints {
-                        Values::Ints(BTreeMap::new())
-                    } else {
-                        Values::Bytes(BTreeMap::new())
-                    }
-                })
-                .collect(),
-            emitted: None,
+    fn groups(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn alive(&self, group: usize) -> bool {
+        self.rows[group] != 0 || self.emitted[group].is_some()
+    }
+
+    /// Extends every per-group vector to `groups` entries; new groups are
+    /// dead until a row arrives.
+    fn grow(&mut self, groups: usize) {
+        let old = self.groups();
+        if groups <= old {
+            return;
+        }
+        self.dead += groups - old;
+        self.rows.resize(groups, 0);
+        self.emitted.resize(groups, None);
+        self.stamp.resize(groups, 0);
+        for totals in &mut self.totals {
+            match totals {
+                Totals::Count(counts) => counts.resize(groups, 0),
+                Totals::Int { sum, n, .. } => {
+                    sum.resize(groups, 0);
+                    n.resize(groups, 0);
+                }
+                Totals::Float { sum, n } => {
+                    sum.resize(groups, 0.0);
+                    n.resize(groups, 0);
+                }
+                Totals::Rows | Totals::Extreme { .. } => {}
+            }
+        }
+        for slot in &mut self.slots {
+            match &mut slot.values {
+                Values::Ints(sets) => sets.resize_with(groups, Multiset::default),
+                Values::Bytes { sets, .. } => sets.resize_with(groups, Multiset::default),
+            }
         }
     }
 
-    /// The output rows of `keys` in the current state (None: no row).
-    fn outputs(&self, keys: &[Box<[u8]>]) -> Result<Vec<Option<Box<[u8]>>>, StreamError> {
-        let live: Vec<&Box<[u8]>> = keys
-            .iter()
-            .filter(|k| {
-                self.groups
-                    .get(*k)
-                    .is_some_and(|g| g.rows > 0 || self.global)
-            })
+    /// The group id of every row of `keys`.
+    fn intern(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<u32>, StreamError> {
+        let Some(ids) = self.group_ids.as_mut() else {
+            return Ok(vec![0; rows]);
+        };
+        let mut gids = Vec::with_capacity(rows);
+        let mut part = Vec::new();
+        let mut at = 0;
+        while at < rows {
+            let len = (rows - at).min(INTERN_ROWS);
+            let slice: Vec<ArrayRef> = keys.iter().map(|k| k.slice(at, len)).collect();
+            ids.intern(&slice, &mut part)?;
+            for g in &part {
+                gids.push(u32::try_from(*g).map_err(|_| {
+                    StreamError::Internal("more than 2^32 groups in one aggregate".into())
+                })?);
+            }
+            at += len;
+        }
+        let groups = ids.len();
+        self.grow(groups);
+        Ok(gids)
+    }
+
+    /// Rebuilds the group ids from the live groups' keys, dropping the
+    /// state of dead groups.
+    fn compact(&mut self) -> Result<(), StreamError> {
+        let Some(ids) = self.group_ids.as_mut() else {
+            return Ok(());
+        };
+        let keep: Vec<bool> = (0..self.rows.len())
+            .map(|g| self.rows[g] != 0 || self.emitted[g].is_some())
             .collect();
-        let mut out = vec![None; keys.len()];
+        let mask = BooleanArray::from(keep.clone());
+        let keys = ids.emit(EmitTo::All)?;
+        let live = keys
+            .iter()
+            .map(|k| Ok(filter(k.as_ref(), &mask)?))
+            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        let mut fresh = new_group_values(self.key_schema.clone(), &GroupOrdering::None)?;
+        let mut gids = Vec::new();
+        if live.first().is_some_and(|k| !k.is_empty()) {
+            fresh.intern(&live, &mut gids)?;
+        }
+        if gids.iter().enumerate().any(|(i, g)| i != *g) {
+            return Err(StreamError::Internal(
+                "live group keys are not distinct".into(),
+            ));
+        }
+        self.group_ids = Some(fresh);
+        retain(&mut self.rows, &keep);
+        retain(&mut self.emitted, &keep);
+        retain(&mut self.stamp, &keep);
+        for totals in &mut self.totals {
+            match totals {
+                Totals::Count(counts) => retain(counts, &keep),
+                Totals::Int { sum, n, .. } => {
+                    retain(sum, &keep);
+                    retain(n, &keep);
+                }
+                Totals::Float { sum, n } => {
+                    retain(sum, &keep);
+                    retain(n, &keep);
+                }
+                Totals::Rows | Totals::Extreme { .. } => {}
+            }
+        }
+        for slot in &mut self.slots {
+            match &mut slot.values {
+                Values::Ints(sets) => retain(sets, &keep),
+                Values::Bytes { sets, .. } => retain(sets, &keep),
+            }
+        }
+        self.dead = 0;
+        Ok(())
+    }
+
+    /// Adds the delta's arguments into the totals and value multisets.
+    fn accumulate(
+        &mut self,
+        rows: &RecordBatch,
+        gids: &[u32],
+        weights: &[i64],
+        touched: &[u32],
+        ctx: &mut StepContext,
+    ) -> Result<(), StreamError> {
+        let mut args = Vec::with_capacity(self.calls.len());
+        for (call, totals) in self.calls.iter().zip(&self.totals) {
+            args.push(match totals {
+                Totals::Rows => None,
+                _ => Some(evaluate(call.arg.as_ref(), rows, ctx)?),
+            });
+        }
+        for (totals, arg) in self.totals.iter_mut().zip(&args) {
+            let Some(arg) = arg else { continue };
+            let nulls = arg.logical_nulls();
+            let valid = |i: usize| nulls.as_ref().is_none_or(|b| b.is_valid(i));
+            match totals {
+                Totals::Count(counts) => {
+                    for (i, (g, w)) in gids.iter().zip(weights).enumerate() {
+                        if valid(i) {
+                            counts[*g as usize] += w;
+                        }
+                    }
+                }
+                Totals::Int { decimal, sum, n } => {
+                    let mut add = |i: usize, g: u32, w: i64, value: i128| {
+                        if valid(i) {
+                            sum[g as usize] += value * i128::from(w);
+                            n[g as usize] += w;
+                        }
+                    };
+                    if *decimal {
+                        let values = arg.as_primitive::<Decimal128Type>().values();
+                        for (i, (g, w)) in gids.iter().zip(weights).enumerate() {
+                            add(i, *g, *w, values[i]);
+                        }
+                    } else {
+                        let ints = cast(arg, &DataType::Int64)?;
+                        let values = ints.as_primitive::<Int64Type>().values();
+                        for (i, (g, w)) in gids.iter().zip(weights).enumerate() {
+                            add(i, *g, *w, i128::from(values[i]));
+                        }
+                    }
+                }
+                Totals::Float { sum, n } => {
+                    let floats = cast(arg, &DataType::Float64)?;
+                    let values = floats.as_primitive::<Float64Type>().values();
+                    for (i, (g, w)) in gids.iter().zip(weights).enumerate() {
+                        if valid(i) {
+                            sum[*g as usize] += values[i] * *w as f64;
+                            n[*g as usize] += w;
+                        }
+                    }
+                }
+                Totals::Rows | Totals::Extreme { .. } => {}
+            }
+        }
+        for slot in &mut self.slots {
+            let arg = args[slot.call]
+                .as_ref()
+                .ok_or_else(|| StreamError::Internal("a min/max without its argument".into()))?;
+            let nulls = arg.logical_nulls();
+            let delta = DeltaRows {
+                gids,
+                weights,
+                nulls: nulls.as_ref(),
+                touched,
+            };
+            match &mut slot.values {
+                Values::Ints(sets) => {
+                    let ints = cast(arg, &DataType::Int64)?;
+                    let values = ints.as_primitive::<Int64Type>().values();
+                    add_values(sets, &delta, |i| &values[i], |v| *v);
+                }
+                Values::Bytes { codec, sets } => {
+                    let encoded = codec.encode_columns(std::slice::from_ref(arg))?;
+                    add_values(sets, &delta, |i| encoded.row(i).data(), |v| v.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The output row of each group in `touched` in the current state
+    /// (None: no row); `keys` holds their key values, in the same order.
+    fn outputs(
+        &self,
+        touched: &[u32],
+        keys: &[ArrayRef],
+    ) -> Result<Vec<Option<Box<[u8]>>>, StreamError> {
+        let global = self.group_ids.is_none();
+        let live: Vec<u32> = (0..touched.len() as u32)
+            .filter(|at| global || self.rows[touched[*at as usize] as usize] > 0)
+            .collect();
+        let mut out = vec![None; touched.len()];
         if live.is_empty() {
             return Ok(out);
         }
-        let n = live.len();
-        let mut columns: Vec<ArrayRef> = if self.keys.is_empty() {
-            Vec::new()
-        } else {
-            self.key_codec
-                .decode(live.iter().map(|k| &k[..]))?
-                .columns()
-                .to_vec()
-        };
-        for (i, call) in self.calls.iter().enumerate() {
+        let groups: Vec<usize> = live
+            .iter()
+            .map(|at| touched[*at as usize] as usize)
+            .collect();
+        let positions = UInt32Array::from(live.clone());
+        let mut columns: Vec<ArrayRef> = keys
+            .iter()
+            .map(|k| Ok(take(k.as_ref(), &positions, None)?))
+            .collect::<Result<_, StreamError>>()?;
+        for (i, totals) in self.totals.iter().enumerate() {
             let field = self.schema.field(self.keys.len() + i);
-            let groups: Vec<&Group> = live.iter().map(|k| &self.groups[*k]).collect();
-            let column: ArrayRef = match call.kind {
-                Kind::Count => {
-                    Arc::new(Int64Array::from_iter_values(groups.iter().map(
-                        |g| match g.accs[i] {
-                            Acc::Count(c) => c,
-                            _ => 0,
-                        },
-                    )))
-                }
-                Kind::Sum => sum_column(&groups, i, field.data_type())?,
-                Kind::Min | Kind::Max => {
-                    let slot = self.multiset_of[i].unwrap_or(0);
-                    let min = call.kind == Kind::Min;
-                    let mut present = Vec::with_capacity(n);
-                    let mut bytes: Vec<&[u8]> = Vec::new();
-                    let mut ints: Vec<i64> = Vec::new();
-                    for g in &groups {
-                        let found = match &g.values[slot] {
-                            Values::Bytes(values) => {
-                                let extreme = if min {
-                                    values.keys().next()
-                                } else {
-                                    values.keys().next_back()
-                                };
-                                extreme.map(|v| bytes.push(v)).is_some()
-                            }
-                            Values::Ints(values) => {
-                                let extreme = if min {
-                                    values.keys().next()
-                                } else {
-                                    values.keys().next_back()
-                                };
-                                extreme.map(|v| ints.push(*v)).is_some()
-                            }
-                        };
-                        present.push(found);
-                    }
-                    let picked: ArrayRef = if self.int_values[slot] {
-                        Arc::new(Int64Array::from(ints))
-                    } else {
-                        self.value_codecs[slot].decode(bytes)?.column(0).clone()
-                    };
-                    spread(&picked, &present, field.data_type())?
+            let column: ArrayRef = match totals {
+                Totals::Rows => Arc::new(Int64Array::from_iter_values(
+                    groups.iter().map(|g| self.rows[*g]),
+                )),
+                Totals::Count(counts) => Arc::new(Int64Array::from_iter_values(
+                    groups.iter().map(|g| counts[*g]),
+                )),
+                Totals::Int { sum, n, .. } => int_sums(&groups, sum, n, field.data_type())?,
+                Totals::Float { sum, n } => Arc::new(Float64Array::from(
+                    groups
+                        .iter()
+                        .map(|g| (n[*g] > 0).then_some(sum[*g]))
+                        .collect::<Vec<_>>(),
+                )),
+                Totals::Extreme { slot, min } => {
+                    self.extremes(&self.slots[*slot].values, &groups, *min, field.data_type())?
                 }
             };
             columns.push(if column.data_type() == field.data_type() {
@@ -319,55 +511,158 @@ impl HashAggregate {
         let batch = RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
+            &RecordBatchOptions::new().with_row_count(Some(groups.len())),
         )?;
         let encoded = self.output_codec.encode(&batch)?;
-        let mut next = 0;
-        for (slot, key) in keys.iter().enumerate() {
-            if live.get(next).is_some_and(|k| **k == *key) {
-                out[slot] = Some(encoded.row(next).data().into());
-                next += 1;
-            }
+        for (row, at) in live.iter().enumerate() {
+            out[*at as usize] = Some(encoded.row(row).data().into());
         }
         Ok(out)
     }
-}
 
-/// The sums of aggregate `i` over `groups`, NULL where a group has no
-/// non-NULL value, in the output type.
-fn sum_column(groups: &[&Group], i: usize, out: &DataType) -> Result<ArrayRef, StreamError> {
-    Ok(match out {
-        DataType::Float64 => Arc::new(Float64Array::from(
-            groups
-                .iter()
-                .map(|g| match g.accs[i] {
-                    Acc::SumFloat { sum, n } if n > 0 => Some(sum),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        )),
-        DataType::Decimal128(p, s) => Arc::new(
-            Decimal128Array::from(
+    /// The min or max of each group's values, NULL where it has none.
+    fn extremes(
+        &self,
+        values: &Values,
+        groups: &[usize],
+        min: bool,
+        ty: &DataType,
+    ) -> Result<ArrayRef, StreamError> {
+        fn pick<K: Ord>(set: &Multiset<K>, min: bool) -> Option<&K> {
+            if min { set.first() } else { set.last() }
+        }
+        Ok(match values {
+            Values::Ints(sets) => Arc::new(Int64Array::from(
                 groups
                     .iter()
-                    .map(|g| match g.accs[i] {
-                        Acc::SumInt { sum, n } if n > 0 => Some(sum),
-                        _ => None,
-                    })
+                    .map(|g| pick(&sets[*g], min).copied())
                     .collect::<Vec<_>>(),
-            )
-            .with_precision_and_scale(*p, *s)?,
+            )),
+            Values::Bytes { codec, sets } => {
+                let picked: Vec<Option<&Box<[u8]>>> =
+                    groups.iter().map(|g| pick(&sets[*g], min)).collect();
+                let present: Vec<bool> = picked.iter().map(|p| p.is_some()).collect();
+                let decoded = codec.decode(picked.iter().flatten().map(|b| &b[..]))?;
+                spread(decoded.column(0), &present, ty)?
+            }
+        })
+    }
+}
+
+/// Keeps the entries of `values` whose flag in `keep` is set.
+fn retain<T>(values: &mut Vec<T>, keep: &[bool]) {
+    let mut at = 0;
+    values.retain(|_| {
+        at += 1;
+        keep[at - 1]
+    });
+}
+
+/// The rows of one step's delta as the min/max multisets see them: each
+/// row's group, weight and whether its value is NULL; and the groups the
+/// step touched.
+struct DeltaRows<'a> {
+    gids: &'a [u32],
+    weights: &'a [i64],
+    nulls: Option<&'a NullBuffer>,
+    touched: &'a [u32],
+}
+
+/// Adds each non-NULL row's value with its weight to its group's multiset.
+/// A large delta is bucketed by group first (a counting sort) and each
+/// touched group's run sorted, so that an empty multiset (every group at a
+/// backfill) is loaded in one pass instead of by one insert per row.
+fn add_values<'a, K, Q>(
+    sets: &mut [Multiset<K>],
+    delta: &DeltaRows,
+    value: impl Fn(usize) -> &'a Q,
+    make: impl Fn(&Q) -> K,
+) where
+    K: Ord + Borrow<Q>,
+    Q: Ord + ?Sized + 'a,
+{
+    let DeltaRows {
+        gids,
+        weights,
+        nulls,
+        touched,
+    } = *delta;
+    let valid = |i: usize| nulls.is_none_or(|b| b.is_valid(i));
+    if gids.len() < BULK_ROWS || gids.len() < sets.len() / 8 {
+        for (i, (g, w)) in gids.iter().zip(weights).enumerate() {
+            if valid(i) {
+                sets[*g as usize].add(value(i), *w, &make);
+            }
+        }
+        return;
+    }
+    let mut start = vec![0u32; sets.len() + 1];
+    for (i, g) in gids.iter().enumerate() {
+        if valid(i) {
+            start[*g as usize + 1] += 1;
+        }
+    }
+    for g in 1..start.len() {
+        start[g] += start[g - 1];
+    }
+    let mut next: Vec<u32> = start[..sets.len()].to_vec();
+    let mut order = vec![0u32; start[sets.len()] as usize];
+    for (i, g) in gids.iter().enumerate() {
+        if valid(i) {
+            let at = &mut next[*g as usize];
+            order[*at as usize] = i as u32;
+            *at += 1;
+        }
+    }
+    for g in touched {
+        let g = *g as usize;
+        let run = &mut order[start[g] as usize..start[g + 1] as usize];
+        if run.is_empty() {
+            continue;
+        }
+        run.sort_unstable_by(|a, b| value(*a as usize).cmp(value(*b as usize)));
+        let set = &mut sets[g];
+        if set.is_empty() {
+            let distinct = 1 + run
+                .windows(2)
+                .filter(|pair| value(pair[0] as usize) != value(pair[1] as usize))
+                .count();
+            *set = Multiset::from_sorted(
+                run.iter()
+                    .map(|i| (make(value(*i as usize)), weights[*i as usize])),
+                distinct,
+            );
+        } else {
+            for i in run.iter() {
+                set.add(value(*i as usize), weights[*i as usize], &make);
+            }
+        }
+    }
+}
+
+/// Integer or decimal sums of `groups`, NULL where a group has no non-NULL
+/// value, in the output type.
+fn int_sums(
+    groups: &[usize],
+    sum: &[i128],
+    n: &[i64],
+    out: &DataType,
+) -> Result<ArrayRef, StreamError> {
+    let sums = groups.iter().map(|g| (n[*g] > 0).then_some(sum[*g]));
+    Ok(match out {
+        DataType::Decimal128(p, s) => Arc::new(
+            Decimal128Array::from(sums.collect::<Vec<_>>()).with_precision_and_scale(*p, *s)?,
         ),
         _ => {
             let mut values = Vec::with_capacity(groups.len());
-            for g in groups {
-                values.push(match g.accs[i] {
-                    Acc::SumInt { sum, n } if n > 0 => Some(i64::try_from(sum).map_err(|_| {
+            for total in sums {
+                values.push(match total {
+                    Some(total) => Some(i64::try_from(total).map_err(|_| {
                         StreamError::DataFusion(datafusion::error::DataFusionError::Execution(
                             "bigint out of range".into(),
                         ))
                     })?),
-                    _ => None,
+                    None => None,
                 });
             }
             Arc::new(Int64Array::from(values))
@@ -381,24 +676,20 @@ fn spread(picked: &ArrayRef, present: &[bool], ty: &DataType) -> Result<ArrayRef
     if present.iter().all(|p| *p) {
         return Ok(picked.clone());
     }
-    let mut indices: Vec<Option<u32>> = Vec::with_capacity(present.len());
-    let mut next = 0u32;
-    for p in present {
-        if *p {
-            indices.push(Some(next));
-            next += 1;
-        } else {
-            indices.push(None);
-        }
-    }
     if picked.is_empty() {
         return Ok(new_null_array(ty, present.len()));
     }
-    Ok(datafusion::arrow::compute::take(
-        picked.as_ref(),
-        &datafusion::arrow::array::UInt32Array::from(indices),
-        None,
-    )?)
+    let mut next = 0u32;
+    let indices: UInt32Array = present
+        .iter()
+        .map(|p| {
+            p.then(|| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect();
+    Ok(take(picked.as_ref(), &indices, None)?)
 }
 
 impl Operator for HashAggregate {
@@ -407,164 +698,73 @@ impl Operator for HashAggregate {
             .into_iter()
             .next()
             .ok_or_else(|| StreamError::Internal("an aggregate needs an input".into()))?;
-        let mut touched: HashSet<Box<[u8]>> = HashSet::new();
-        if self.global && !self.started {
-            touched.insert(Box::default());
-            let group = self.new_group();
-            self.groups.entry(Box::default()).or_insert(group);
+        self.steps += 1;
+        let step = self.steps;
+        // Each touched group once, with the delta row where it first
+        // appears (its key) and whether it was alive before this step.
+        let mut touched: Vec<u32> = Vec::new();
+        let mut first_rows: Vec<u32> = Vec::new();
+        let mut was_alive: Vec<bool> = Vec::new();
+        if self.group_ids.is_none() && step == 1 {
+            self.stamp[0] = step;
+            touched.push(0);
+            first_rows.push(0);
+            was_alive.push(false);
         }
-        self.started = true;
+        let mut key_columns: Vec<ArrayRef> = Vec::new();
         if !delta.is_empty() {
             let rows = delta.rows();
-            let keys = if self.keys.is_empty() {
-                None
-            } else {
-                let columns = self
-                    .keys
-                    .iter()
-                    .map(|k| evaluate(k.as_ref(), rows, ctx))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Some(self.key_codec.encode_columns(&columns)?)
-            };
-            // Arguments in the type their accumulator adds: integers as
-            // Int64, floats as Float64, decimals as they are.
-            let mut args = Vec::with_capacity(self.calls.len());
-            for (i, call) in self.calls.iter().enumerate() {
-                let arg = evaluate(call.arg.as_ref(), rows, ctx)?;
-                args.push(match self.adders[i] {
-                    Some(Adder::Int) if arg.data_type() != &DataType::Int64 => {
-                        cast(&arg, &DataType::Int64)?
-                    }
-                    Some(Adder::Float) if arg.data_type() != &DataType::Float64 => {
-                        cast(&arg, &DataType::Float64)?
-                    }
-                    _ => arg,
-                });
-            }
-            // min/max values, encoded once per multiset, with the aggregate
-            // whose argument they are.
-            let mut encoded_values = Vec::with_capacity(self.value_codecs.len());
-            for (slot, codec) in self.value_codecs.iter().enumerate() {
-                let i = self
-                    .multiset_of
-                    .iter()
-                    .position(|m| *m == Some(slot))
-                    .ok_or_else(|| {
-                        StreamError::Internal("a multiset without an aggregate".into())
-                    })?;
-                let encoded = if self.int_values[slot] {
-                    None
-                } else {
-                    Some(codec.encode_columns(&[args[i].clone()])?)
-                };
-                let ints = if self.int_values[slot] {
-                    Some(cast(&args[i], &DataType::Int64)?)
-                } else {
-                    None
-                };
-                encoded_values.push((i, encoded, ints));
-            }
+            key_columns = self
+                .keys
+                .iter()
+                .map(|k| evaluate(k.as_ref(), rows, ctx))
+                .collect::<Result<Vec<_>, _>>()?;
+            let gids = self.intern(&key_columns, rows.num_rows())?;
             let weights = delta.weights();
-            for (row, w) in weights.iter().enumerate() {
-                let key: &[u8] = match &keys {
-                    None => &[],
-                    Some(keys) => keys.row(row).data(),
-                };
-                // Look up by the borrowed bytes; allocate a key only for a
-                // group or a touch seen for the first time.
-                if !self.groups.contains_key(key) {
-                    let group = self.new_group();
-                    self.groups.insert(key.into(), group);
+            for (i, (g, w)) in gids.iter().zip(weights).enumerate() {
+                let g = *g as usize;
+                if self.stamp[g] != step {
+                    self.stamp[g] = step;
+                    touched.push(g as u32);
+                    first_rows.push(i as u32);
+                    was_alive.push(self.alive(g));
                 }
-                if !touched.contains(key) {
-                    touched.insert(key.into());
-                }
-                let group = self
-                    .groups
-                    .get_mut(key)
-                    .ok_or_else(|| StreamError::Internal("a group vanished".into()))?;
-                group.rows += w;
-                for (i, acc) in group.accs.iter_mut().enumerate() {
-                    let arg = &args[i];
-                    if arg.is_null(row) {
-                        continue;
-                    }
-                    match acc {
-                        Acc::Count(c) => *c += w,
-                        Acc::SumInt { sum, n } => {
-                            let value: i128 = match self.adders[i] {
-                                Some(Adder::Decimal) => {
-                                    arg.as_primitive::<Decimal128Type>().value(row)
-                                }
-                                _ => arg.as_primitive::<Int64Type>().value(row).into(),
-                            };
-                            *sum += value * i128::from(*w);
-                            *n += w;
-                        }
-                        Acc::SumFloat { sum, n } => {
-                            *sum += arg.as_primitive::<Float64Type>().value(row) * *w as f64;
-                            *n += w;
-                        }
-                        Acc::Extreme => {}
-                    }
-                }
-                for (slot, (i, encoded, ints)) in encoded_values.iter().enumerate() {
-                    if args[*i].is_null(row) {
-                        continue;
-                    }
-                    match (&mut group.values[slot], encoded, ints) {
-                        (Values::Ints(values), _, Some(ints)) => {
-                            add_value(values, ints.as_primitive::<Int64Type>().value(row), *w)
-                        }
-                        (Values::Bytes(values), Some(encoded), _) => {
-                            let value = encoded.row(row).data();
-                            match values.get_mut(value) {
-                                Some(count) => {
-                                    *count += w;
-                                    if *count == 0 {
-                                        values.remove(value);
-                                    }
-                                }
-                                None => {
-                                    values.insert(value.into(), *w);
-                                }
-                            }
-                        }
-                        _ => {
-                            return Err(StreamError::Internal(
-                                "a min/max multiset of the wrong kind".into(),
-                            ));
-                        }
-                    }
-                }
+                self.rows[g] += w;
             }
+            self.accumulate(rows, &gids, weights, &touched, ctx)?;
         }
         if touched.is_empty() {
             return Ok(ZBatch::empty(self.schema.clone()));
         }
-        let touched: Vec<Box<[u8]>> = touched.into_iter().collect();
-        let outputs = self.outputs(&touched)?;
+        let first_rows = UInt32Array::from(first_rows);
+        let keys = key_columns
+            .iter()
+            .map(|k| Ok(take(k.as_ref(), &first_rows, None)?))
+            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        let outputs = self.outputs(&touched, &keys)?;
         let mut rows: Vec<Box<[u8]>> = Vec::new();
         let mut weights: Vec<i64> = Vec::new();
-        for (key, new) in touched.iter().zip(outputs) {
-            let Some(group) = self.groups.get_mut(key) else {
-                continue;
-            };
-            if group.emitted == new {
-                continue;
+        for ((g, new), was) in touched.iter().zip(outputs).zip(was_alive) {
+            let g = *g as usize;
+            if self.emitted[g] != new {
+                if let Some(old) = self.emitted[g].take() {
+                    rows.push(old);
+                    weights.push(-1);
+                }
+                if let Some(new) = new {
+                    rows.push(new.clone());
+                    weights.push(1);
+                    self.emitted[g] = Some(new);
+                }
             }
-            if let Some(old) = group.emitted.take() {
-                rows.push(old);
-                weights.push(-1);
+            match (was, self.alive(g)) {
+                (true, false) => self.dead += 1,
+                (false, true) => self.dead -= 1,
+                _ => {}
             }
-            if let Some(new) = new {
-                rows.push(new.clone());
-                weights.push(1);
-                group.emitted = Some(new);
-            }
-            if group.rows == 0 && group.emitted.is_none() {
-                self.groups.remove(key);
-            }
+        }
+        if self.dead > DEAD_GROUPS && self.dead * 2 > self.groups() {
+            self.compact()?;
         }
         super::zset::weighted_rows(
             &self.output_codec,

@@ -22,6 +22,7 @@
 mod aggregate;
 mod join;
 mod map;
+mod multiset;
 pub mod recompute;
 pub mod runtime;
 mod source;

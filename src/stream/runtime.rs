@@ -201,7 +201,8 @@ struct Engine {
     interval_ms: Arc<AtomicU64>,
     /// Every table's chunks as of the last message received.
     tables: HashMap<TableId, Chunks>,
-    /// Changes received since the last epoch, per table (row id stripped).
+    /// Changes received since the last epoch, per table that a view reads
+    /// (row id stripped).
     pending: HashMap<TableId, Vec<ZBatch>>,
     /// In creation order: an MV comes after every MV it reads.
     mvs: Vec<LiveMv>,
@@ -252,6 +253,12 @@ impl Engine {
                 self.seq += 1;
                 for delta in deltas {
                     self.tables.insert(delta.table, delta.snapshot);
+                    // A view created later backfills from the snapshot, so
+                    // a change no view reads now is not kept.
+                    let read = Relation::Table(delta.table);
+                    if !self.mvs.iter().any(|mv| mv.inputs.contains(&read)) {
+                        continue;
+                    }
                     let pending = self.pending.entry(delta.table).or_default();
                     for (rows, weight) in [(delta.removed, -1), (delta.inserted, 1)] {
                         if let Some(rows) = rows.filter(|r| r.num_rows() > 0) {
@@ -470,14 +477,15 @@ fn without_rowid(rows: &RecordBatch) -> RecordBatch {
     rows.project(&columns).unwrap_or_else(|_| rows.clone())
 }
 
-/// A relation's whole contents as one insert delta (row id stripped).
+/// A relation's whole contents as one insert delta (row id stripped
+/// before the copy, which is the memory a backfill touches first).
 fn contents(chunks: &Chunks) -> Result<ZBatch, StreamError> {
     let Some(first) = chunks.first() else {
         return Err(StreamError::Internal(
             "no schema for an empty relation".into(),
         ));
     };
-    let schema = first.schema();
-    let all = concat_batches(&schema, chunks.iter())?;
-    Ok(ZBatch::uniform(without_rowid(&all), 1))
+    let user: Vec<RecordBatch> = chunks.iter().map(without_rowid).collect();
+    let all = concat_batches(&without_rowid(first).schema(), user.iter())?;
+    Ok(ZBatch::uniform(all, 1))
 }

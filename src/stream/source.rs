@@ -40,7 +40,7 @@ impl Operator for Source {
             &datafusion::arrow::array::RecordBatchOptions::new()
                 .with_row_count(Some(rows.num_rows())),
         )?;
-        ZBatch::try_new(rows, delta.weights().iter().copied().collect())
+        delta.with_rows(rows)
     }
 
     fn describe(&self) -> String {

@@ -11,7 +11,6 @@
 //! order as the rows do, which is what the keyed state of every stateful
 //! operator is built on.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array, new_null_array};
@@ -19,6 +18,7 @@ use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::HashMap;
 
 use super::StreamError;
 
@@ -51,6 +51,12 @@ impl ZBatch {
     pub fn uniform(rows: RecordBatch, weight: i64) -> Self {
         let weights = Int64Array::from(vec![weight; rows.num_rows()]);
         ZBatch { rows, weights }
+    }
+
+    /// Other rows (as many) with these weights, which are shared, not
+    /// copied.
+    pub fn with_rows(&self, rows: RecordBatch) -> Result<Self, StreamError> {
+        Self::try_new(rows, self.weights.clone())
     }
 
     pub fn rows(&self) -> &RecordBatch {
