@@ -10,22 +10,55 @@
 //! # Invariants
 //! - `copies[r]` lists the ids of exactly the live rows equal to r; rows
 //!   with no copies are absent.
+//! - A row with one copy (the common case) holds its id inline, so that
+//!   a row costs one allocation (its bytes), not two.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
+use datafusion::common::HashMap;
 
 use super::{MvIndex, TableChange, TableData};
 use crate::stream::ZBatch;
 use crate::stream::zset::{RowCodec, take_rows};
 
+/// The row ids of the copies of one row.
+enum Copies {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Copies {
+    fn push(&mut self, id: u64) {
+        match self {
+            Copies::One(first) => *self = Copies::Many(vec![*first, id]),
+            Copies::Many(ids) if ids.is_empty() => *self = Copies::One(id),
+            Copies::Many(ids) => ids.push(id),
+        }
+    }
+
+    fn pop(&mut self) -> Option<u64> {
+        match self {
+            Copies::One(id) => {
+                let id = *id;
+                *self = Copies::Many(Vec::new());
+                Some(id)
+            }
+            Copies::Many(ids) => ids.pop(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Copies::Many(ids) if ids.is_empty())
+    }
+}
+
 pub struct MvData {
     data: TableData,
     codec: RowCodec,
-    copies: HashMap<Box<[u8]>, Vec<u64>>,
+    copies: HashMap<Box<[u8]>, Copies>,
     /// The point-lookup index on the view's key, if it has one.
     index: Option<Arc<MvIndex>>,
 }
@@ -55,16 +88,24 @@ impl MvData {
     }
 
     /// Applies one epoch's output delta. A retraction of a row the MV does
-    /// not hold is an engine bug and fails. The delta is consolidated first:
-    /// an epoch may insert a row and retract it again, in either order.
+    /// not hold is an engine bug and fails. A delta with retractions is
+    /// consolidated first: an epoch may insert a row and retract it again,
+    /// in either order. One with inserts only is taken as it is: equal rows
+    /// are copies.
     pub fn apply(&mut self, delta: &ZBatch) -> Result<(), ArrowError> {
         if delta.is_empty() {
             return Ok(());
         }
-        let delta = &delta.consolidate().map_err(|e| match e {
-            crate::stream::StreamError::Arrow(e) => e,
-            other => ArrowError::ComputeError(other.to_string()),
-        })?;
+        let consolidated;
+        let delta = if delta.weights().iter().all(|w| *w > 0) {
+            delta
+        } else {
+            consolidated = delta.consolidate().map_err(|e| match e {
+                crate::stream::StreamError::Arrow(e) => e,
+                other => ArrowError::ComputeError(other.to_string()),
+            })?;
+            &consolidated
+        };
         let encoded = self.codec.encode(delta.rows())?;
         let mut index = self.index.as_ref().map(|index| (index.write(), index));
         let keys = match &index {
@@ -111,10 +152,13 @@ impl MvData {
             let first = self.data.reserve_rowids(rows.num_rows());
             let ids: Vec<u64> = (first..first + rows.num_rows() as u64).collect();
             for (id, i) in ids.iter().zip(&repeat) {
-                self.copies
-                    .entry(encoded.row(*i as usize).data().into())
-                    .or_default()
-                    .push(*id);
+                let row = encoded.row(*i as usize).data();
+                match self.copies.get_mut(row) {
+                    Some(copies) => copies.push(*id),
+                    None => {
+                        self.copies.insert(row.into(), Copies::One(*id));
+                    }
+                }
                 if let (Some((state, _)), Some(keys)) = (&mut index, &keys) {
                     state
                         .rows

@@ -13,7 +13,6 @@
 //! - When `chunks` is `Some(c)`, `rows` maps the key of every row in `c` to
 //!   exactly the row ids of the rows in `c` with that key.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
@@ -21,6 +20,7 @@ use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::Rows;
+use datafusion::common::HashMap;
 
 use super::Chunks;
 use crate::stream::zset::RowCodec;

@@ -14,7 +14,6 @@
 //! - With a primary key, `key_index` maps the key of every live row to its id,
 //!   and holds nothing else.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -26,6 +25,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::common::HashMap;
 
 use super::TableChange;
 

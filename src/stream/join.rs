@@ -20,14 +20,14 @@
 //! - `left[k]` and `right[k]` hold exactly the rows with key k seen so far
 //!   (weights summed, zero entries removed); keys with no rows are absent.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, new_null_array};
 use datafusion::arrow::compute::{cast, filter, filter_record_batch, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::common::JoinType;
+use datafusion::arrow::row::Rows;
+use datafusion::common::{HashMap, HashSet, JoinType};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::zset::{RowCodec, RowCounts, add_count};
@@ -141,16 +141,32 @@ impl Emits {
     }
 }
 
-/// One input's delta, keyed: per row its key (None: never matches) and its
-/// encoded row.
+/// One input's delta, keyed: per row its encoded key and its encoded row.
 struct KeyedDelta {
-    keys: Vec<Option<Box<[u8]>>>,
-    rows: datafusion::arrow::row::Rows,
+    /// `None`: the join has no equality, and every row has the one empty key.
+    keys: Option<Rows>,
+    /// Rows whose key holds a NULL: they never match.
+    unmatchable: Vec<bool>,
+    rows: Rows,
     weights: Vec<i64>,
 }
 
-/// A left row, a right row (encoded) and the weight of their pair.
-type OwnedPair = (Box<[u8]>, Box<[u8]>, i64);
+impl KeyedDelta {
+    fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Row `i`'s key, `None` when it never matches.
+    fn key(&self, i: usize) -> Option<&[u8]> {
+        if self.unmatchable[i] {
+            return None;
+        }
+        Some(match &self.keys {
+            Some(keys) => keys.row(i).data(),
+            None => &[],
+        })
+    }
+}
 
 /// Output being assembled: pairs and one-sided rows, as encoded rows.
 #[derive(Default)]
@@ -217,32 +233,41 @@ impl JoinOperator {
             // No equality at all (a join on a condition alone): every row
             // shares the one empty key.
             return Ok(KeyedDelta {
-                keys: vec![Some(Box::default()); delta.len()],
+                keys: None,
+                unmatchable: vec![false; delta.len()],
                 rows: codec.encode(delta.rows())?,
                 weights: delta.weights().to_vec(),
             });
         }
         let encoded = self.key_codec.encode_columns(&columns)?;
-        let keys = (0..delta.len())
-            .map(|i| {
-                let has_null = columns.iter().any(|c| c.is_null(i));
-                (self.spec.nulls_equal || !has_null).then(|| encoded.row(i).data().into())
-            })
+        let unmatchable = (0..delta.len())
+            .map(|i| !self.spec.nulls_equal && columns.iter().any(|c| c.is_null(i)))
             .collect();
         Ok(KeyedDelta {
-            keys,
+            keys: Some(encoded),
+            unmatchable,
             rows: codec.encode(delta.rows())?,
             weights: delta.weights().to_vec(),
         })
     }
 
     fn apply(state: &mut HashMap<Box<[u8]>, RowCounts>, delta: &KeyedDelta) {
-        for (i, key) in delta.keys.iter().enumerate() {
-            let Some(key) = key else { continue };
-            let rows = state.entry(key.clone()).or_default();
-            add_count(rows, delta.rows.row(i).data(), delta.weights[i]);
-            if rows.is_empty() {
-                state.remove(key);
+        for i in 0..delta.len() {
+            let Some(key) = delta.key(i) else { continue };
+            let row = delta.rows.row(i).data();
+            match state.get_mut(key) {
+                Some(rows) => {
+                    add_count(rows, row, delta.weights[i]);
+                    if rows.is_empty() {
+                        state.remove(key);
+                    }
+                }
+                None if delta.weights[i] != 0 => {
+                    let mut rows = RowCounts::new();
+                    add_count(&mut rows, row, delta.weights[i]);
+                    state.insert(key.into(), rows);
+                }
+                None => {}
             }
         }
     }
@@ -330,39 +355,41 @@ impl JoinOperator {
         batch(&self.pair_schema, columns, left.num_rows())
     }
 
-    /// The inner join's delta: dL ⋈ R + (L + dL) ⋈ dR.
+    /// The inner join's delta: dL ⋈ R + (L + dL) ⋈ dR. Each half is
+    /// decoded while the state it borrows from is as the rule needs it, so
+    /// no row is copied out of the state. The output is not consolidated:
+    /// every consumer takes any Z-set, and the view consolidates once.
     fn step_inner(
         &mut self,
         dl: KeyedDelta,
         dr: KeyedDelta,
         ctx: &mut StepContext,
     ) -> Result<ZBatch, StreamError> {
-        let mut pairs: Vec<OwnedPair> = Vec::new();
-        for (i, key) in dl.keys.iter().enumerate() {
-            let Some(matches) = key.as_ref().and_then(|k| self.right.get(k)) else {
+        let mut pieces = Pieces::default();
+        for i in 0..dl.len() {
+            let Some(matches) = dl.key(i).and_then(|k| self.right.get(k)) else {
                 continue;
             };
             let l = dl.rows.row(i).data();
             for (r, w) in matches {
-                pairs.push((l.into(), r.clone(), dl.weights[i] * w));
+                pieces.pairs.push((l, &r[..], dl.weights[i] * w));
             }
         }
+        let first = self.assemble(&pieces, true, ctx)?;
         Self::apply(&mut self.left, &dl);
-        for (j, key) in dr.keys.iter().enumerate() {
-            let Some(matches) = key.as_ref().and_then(|k| self.left.get(k)) else {
+        let mut pieces = Pieces::default();
+        for j in 0..dr.len() {
+            let Some(matches) = dr.key(j).and_then(|k| self.left.get(k)) else {
                 continue;
             };
             let r = dr.rows.row(j).data();
             for (l, w) in matches {
-                pairs.push((l.clone(), r.into(), w * dr.weights[j]));
+                pieces.pairs.push((&l[..], r, w * dr.weights[j]));
             }
         }
+        let second = self.assemble(&pieces, true, ctx)?;
         Self::apply(&mut self.right, &dr);
-        let pieces = Pieces {
-            pairs: pairs.iter().map(|(l, r, w)| (&l[..], &r[..], *w)).collect(),
-            ..Pieces::default()
-        };
-        self.assemble(&pieces, true, ctx)?.consolidate()
+        ZBatch::concat(&output_schema(&self.spec.schema), &[first, second])
     }
 
     /// The output of the given keys in the current state, as pieces whose
@@ -464,8 +491,15 @@ impl JoinOperator {
     ) -> Result<ZBatch, StreamError> {
         let emits = Emits::of(self.spec.join_type)?;
         let mut touched: HashSet<Box<[u8]>> = HashSet::new();
-        touched.extend(dl.keys.iter().flatten().cloned());
-        touched.extend(dr.keys.iter().flatten().cloned());
+        for delta in [&dl, &dr] {
+            for i in 0..delta.len() {
+                if let Some(key) = delta.key(i)
+                    && !touched.contains(key)
+                {
+                    touched.insert(key.into());
+                }
+            }
+        }
         let touched: Vec<Box<[u8]>> = touched.into_iter().collect();
         let keys: Vec<&[u8]> = touched.iter().map(|k| &k[..]).collect();
         let old = self.output_of_keys(&keys, ctx)?;
@@ -474,8 +508,8 @@ impl JoinOperator {
         let new = self.output_of_keys(&keys, ctx)?;
         let mut pieces = Pieces::default();
         if emits.left_unmatched && pass_null_keys {
-            for (i, key) in dl.keys.iter().enumerate() {
-                if key.is_none() {
+            for i in 0..dl.len() {
+                if dl.key(i).is_none() {
                     pieces
                         .left_only
                         .push((dl.rows.row(i).data(), dl.weights[i]));
@@ -483,8 +517,8 @@ impl JoinOperator {
             }
         }
         if emits.right_unmatched {
-            for (j, key) in dr.keys.iter().enumerate() {
-                if key.is_none() {
+            for j in 0..dr.len() {
+                if dr.key(j).is_none() {
                     pieces
                         .right_only
                         .push((dr.rows.row(j).data(), dr.weights[j]));
@@ -558,18 +592,15 @@ impl JoinOperator {
     ) -> Result<ZBatch, StreamError> {
         let old_status = Self::not_in_status(self.right_rows, self.right_null_keys);
         let added: i64 = dr.weights.iter().sum();
-        let added_nulls: i64 = dr
-            .keys
-            .iter()
-            .zip(&dr.weights)
-            .filter(|(k, _)| k.is_none())
-            .map(|(_, w)| w)
+        let added_nulls: i64 = (0..dr.len())
+            .filter(|j| dr.key(*j).is_none())
+            .map(|j| dr.weights[j])
             .sum();
         let new_status =
             Self::not_in_status(self.right_rows + added, self.right_null_keys + added_nulls);
         let apply_nulls = |this: &mut Self| {
-            for (i, key) in dl.keys.iter().enumerate() {
-                if key.is_none() {
+            for i in 0..dl.len() {
+                if dl.key(i).is_none() {
                     add_count(
                         &mut this.left_null_keys,
                         dl.rows.row(i).data(),
@@ -626,8 +657,14 @@ impl Operator for JoinOperator {
         if dl.is_empty() && dr.is_empty() {
             return Ok(ZBatch::empty(output_schema(&self.spec.schema)));
         }
-        let dl = dl.consolidate()?;
-        let dr = dr.consolidate()?;
+        // The bilinear rule takes any Z-set as it is; the kinds recomputed
+        // per key consolidate first, so that a change that cancels itself
+        // touches no key.
+        let (dl, dr) = if self.spec.join_type == JoinType::Inner && !self.spec.null_aware {
+            (dl, dr)
+        } else {
+            (dl.consolidate()?, dr.consolidate()?)
+        };
         let left_keys = self.spec.left_keys.clone();
         let right_keys = self.spec.right_keys.clone();
         let kl = self.keyed(&dl, &left_keys, &self.left_codec, ctx)?;

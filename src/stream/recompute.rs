@@ -25,7 +25,6 @@
 //!   `groups[k].output` exactly what has been emitted for k and not retracted.
 //! - A key with no rows and no output is absent.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
@@ -37,6 +36,7 @@ use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Column, DFSchema};
+use datafusion::common::{HashMap, HashSet};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Window};
