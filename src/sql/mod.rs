@@ -5,6 +5,7 @@
 //! Also the small helpers every layer needs to read names the way PostgreSQL
 //! does: unquoted identifiers fold to lower case, quoted ones keep theirs.
 
+mod literal_insert;
 mod names;
 mod rewrite;
 
@@ -58,6 +59,9 @@ fn is_catalog_query(sql: &str) -> bool {
 
 /// Parses one or more `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    if let Some(insert) = literal_insert::parse(sql) {
+        return Ok(vec![insert]);
+    }
     if let Some(pieces) = split_flush(sql) {
         let mut statements = Vec::new();
         for piece in pieces {
