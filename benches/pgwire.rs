@@ -26,6 +26,8 @@
 //! - `FRESHET_BENCH_RUNS` (5): timed runs per measurement.
 //! - `FRESHET_BENCH_PG`: PostgreSQL connection string; `none` skips it.
 
+mod support;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,16 +36,6 @@ use futures::{StreamExt, pin_mut};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace(['_', ','], "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
-        Err(_) => default,
-    }
-}
 
 struct Config {
     rows: usize,
@@ -62,14 +54,14 @@ impl Config {
         let pg = std::env::var("FRESHET_BENCH_PG")
             .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
         Config {
-            rows: env_usize("FRESHET_BENCH_ROWS", 1_000_000),
-            load_batch: env_usize("FRESHET_BENCH_LOAD_BATCH", 5_000).max(1),
-            insert_rows: env_usize("FRESHET_BENCH_INSERT_ROWS", 200_000),
-            insert_batch: env_usize("FRESHET_BENCH_INSERT_BATCH", 1_000).max(1),
-            single: env_usize("FRESHET_BENCH_SINGLE", 2_000).max(1),
-            writers: env_usize("FRESHET_BENCH_WRITERS", 16).max(1),
-            writer_rows: env_usize("FRESHET_BENCH_WRITER_ROWS", 500).max(1),
-            runs: env_usize("FRESHET_BENCH_RUNS", 5).max(1),
+            rows: support::env::<usize>("FRESHET_BENCH_ROWS", 1_000_000),
+            load_batch: support::env::<usize>("FRESHET_BENCH_LOAD_BATCH", 5_000).max(1),
+            insert_rows: support::env::<usize>("FRESHET_BENCH_INSERT_ROWS", 200_000),
+            insert_batch: support::env::<usize>("FRESHET_BENCH_INSERT_BATCH", 1_000).max(1),
+            single: support::env::<usize>("FRESHET_BENCH_SINGLE", 2_000).max(1),
+            writers: support::env::<usize>("FRESHET_BENCH_WRITERS", 16).max(1),
+            writer_rows: support::env::<usize>("FRESHET_BENCH_WRITER_ROWS", 500).max(1),
+            runs: support::env::<usize>("FRESHET_BENCH_RUNS", 5).max(1),
             pg: (pg != "none").then_some(pg),
         }
     }
