@@ -91,6 +91,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidParameter(String),
 
+    /// SET of a setting that only the server decides (server_version).
+    #[error("parameter \"{0}\" cannot be changed")]
+    CantChangeParameter(String),
+
     #[error("canceling statement due to statement timeout")]
     StatementTimeout,
 

@@ -37,6 +37,12 @@ pub fn server_version() -> String {
     format!("16.6 (Freshet {})", env!("CARGO_PKG_VERSION"))
 }
 
+/// `server_version` as the number tools compare (`SHOW server_version_num`,
+/// libpq's PQserverVersion): major * 10000 + minor.
+pub fn server_version_num() -> u32 {
+    160006
+}
+
 /// Makes `pg_catalog.pg_attribute` report the declared column types.
 /// Also makes `pg_class` report materialized views as such.
 pub fn declare_column_types(
@@ -90,4 +96,16 @@ pub fn new_context() -> Result<SessionContext> {
         }),
     ));
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_number_is_the_version_string() {
+        let version = super::server_version();
+        let release = version.split_whitespace().next().unwrap();
+        let (major, minor) = release.split_once('.').unwrap();
+        let number: u32 = major.parse::<u32>().unwrap() * 10_000 + minor.parse::<u32>().unwrap();
+        assert_eq!(super::server_version_num(), number);
+    }
 }

@@ -57,6 +57,7 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::UndefinedPrepared(_) => "26000",
         Error::DuplicatePrepared(_) => "42P05",
         Error::InvalidParameter(_) => "22023",
+        Error::CantChangeParameter(_) => "55P02",
         Error::StatementTimeout | Error::Cancelled => "57014",
         Error::TransactionAborted => "25P02",
         Error::LockNotAvailable(_) => "55P03",

@@ -85,10 +85,16 @@ fn metadata_key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// Settings that describe the server: shown, never set.
+const READ_ONLY: [&str; 2] = ["server_version", "server_version_num"];
+
 pub fn setting<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Option<String> {
     let key = metadata_key(name);
     if key == "server_version" {
         return Some(query::server_version());
+    }
+    if key == "server_version_num" {
+        return Some(query::server_version_num().to_string());
     }
     client
         .metadata()
@@ -157,6 +163,9 @@ fn set_value<C: ClientInfo + ?Sized>(
     name: &str,
     value: String,
 ) -> Result<SessionEffect> {
+    if let Some(fixed) = READ_ONLY.iter().find(|n| n.eq_ignore_ascii_case(name)) {
+        return Err(Error::CantChangeParameter(fixed.to_string()));
+    }
     if name.eq_ignore_ascii_case("statement_timeout") {
         parse_duration("statement_timeout", &value)?;
     }
@@ -271,7 +280,7 @@ fn show<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Result<SessionEffect>
     let rows: Vec<(String, String)> = match lower.as_str() {
         "all" => {
             let mut names: Vec<&str> = DEFAULTS.iter().map(|(n, _)| *n).collect();
-            names.push("server_version");
+            names.extend(READ_ONLY);
             names.sort_by_key(|n| n.to_lowercase());
             names
                 .into_iter()
