@@ -8,19 +8,13 @@
 //! rebuild them after a crash. No sled type leaves this module: callers see
 //! `Store` and plain bytes.
 //!
-//! Durability: every mutation is one record of the write-ahead log, and is
-//! durable once `flush` returns: the log has been `fdatasync`ed past it.
-//! DML and DDL are acknowledged only after that. sled is not written on
-//! that path: the records since the last checkpoint wait in memory, in log
-//! order, and a checkpoint (a full log segment, or a clean stop) applies
-//! them to sled, makes sled durable and deletes the segments they came
-//! from. One statement's entries are one record and one atomic sled batch,
-//! so a crash never leaves half a statement. At open, the log is replayed
-//! on top of sled, sled is made durable and the log starts afresh.
-//!
-//! Everything read from sled (definitions, table logs) is read at open,
-//! before any mutation of this run; running statements read memory only,
-//! which is what lets sled lag behind the log.
+//! Durability: every mutation is applied to sled and appended to the
+//! write-ahead log under one lock, so both see one order. A write is durable
+//! once `flush` returns: the log has been `fdatasync`ed past it. DML and DDL
+//! are acknowledged only after that. One statement's entries are one record
+//! and one atomic sled batch, so a crash never leaves half a statement.
+//! At open, the log is replayed on top of sled, sled is made durable and the
+//! log starts afresh.
 
 mod change;
 mod mv;
@@ -61,9 +55,8 @@ pub struct Store {
     meta: sled::Tree,
     /// `None` in memory: nothing outlives the process anyway.
     wal: Option<Arc<Wal>>,
-    /// Records logged since the last checkpoint, in log order, not yet in
-    /// sled; held while a record is appended, so both see one order.
-    unapplied: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Held while a mutation is applied to sled and appended to the log.
+    order: Arc<Mutex<()>>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -112,12 +105,12 @@ impl Store {
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed the write-ahead log");
         }
-        let checkpointed = store.clone();
+        let db = store.db.clone();
         let dir: PathBuf = path.to_path_buf();
         store.wal = Some(Arc::new(Wal::start(
             &wal_dir,
             next_segment,
-            Arc::new(move || checkpointed.checkpoint(&dir)),
+            Arc::new(move || make_durable(&db, &dir)),
         )?));
         Ok(store)
     }
@@ -144,7 +137,7 @@ impl Store {
             log,
             meta,
             wal: None,
-            unapplied: Arc::default(),
+            order: Arc::new(Mutex::new(())),
             next_id: Arc::new(AtomicU64::new(next_id)),
         })
     }
@@ -152,40 +145,13 @@ impl Store {
     /// Applies one mutation to sled and, on disk, appends it to the log, in
     /// one order for both. Durable after the next `flush`.
     fn mutate(&self, op: Op<'_>) -> Result<(), StorageError> {
-        let Some(wal) = &self.wal else {
-            return self.apply(&op);
-        };
-        if let Op::NextId(next) = &op {
-            self.next_id.fetch_max(*next, Ordering::AcqRel);
+        let record = self.wal.as_ref().map(|_| op.encode());
+        let _order = self.order.lock().expect("store lock poisoned");
+        self.apply(&op)?;
+        if let (Some(wal), Some(record)) = (&self.wal, record) {
+            wal.append(&record);
         }
-        let record = op.encode();
-        let mut unapplied = self.unapplied.lock().expect("store lock poisoned");
-        wal.append(&record);
-        unapplied.push(record);
         Ok(())
-    }
-
-    /// Applies the records logged so far to sled and makes sled durable.
-    /// Every record of the segments being checkpointed was logged before
-    /// the segment was full, so it is among them; records of the next
-    /// segment may be too, which replay tolerates (it is idempotent).
-    /// A checkpoint that fails puts its records back in front of the newer
-    /// ones: its segments stay, and the next checkpoint applies them again.
-    fn checkpoint(&self, dir: &Path) -> std::io::Result<()> {
-        let records = std::mem::take(&mut *self.unapplied.lock().expect("store lock poisoned"));
-        let applied = records
-            .iter()
-            .try_for_each(|record| {
-                let op = Op::decode_record(record).map_err(std::io::Error::other)?;
-                self.apply(&op).map_err(std::io::Error::other)
-            })
-            .and_then(|()| make_durable(&self.db, dir));
-        if applied.is_err() {
-            let mut unapplied = self.unapplied.lock().expect("store lock poisoned");
-            let newer = std::mem::replace(&mut *unapplied, records);
-            unapplied.extend(newer);
-        }
-        applied
     }
 
     fn apply(&self, op: &Op<'_>) -> Result<(), StorageError> {

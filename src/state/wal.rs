@@ -140,12 +140,6 @@ impl Op<'_> {
         out
     }
 
-    /// The operation of a whole record as `encode` made it (held in
-    /// memory until a checkpoint applies it; its CRC is not checked again).
-    pub fn decode_record(record: &[u8]) -> Result<Op<'static>, String> {
-        Op::decode(record.get(12..).ok_or("a record without its header")?)
-    }
-
     fn decode(payload: &[u8]) -> Result<Op<'static>, String> {
         let mut reader = Reader(payload);
         let op = match reader.byte()? {
