@@ -321,12 +321,13 @@ impl HashAggregate {
     /// Rebuilds the group ids from the live groups' keys, dropping the
     /// state of dead groups.
     fn compact(&mut self) -> Result<(), StreamError> {
+        if self.group_ids.is_none() {
+            return Ok(());
+        }
+        let keep: Vec<bool> = (0..self.groups()).map(|g| self.alive(g)).collect();
         let Some(ids) = self.group_ids.as_mut() else {
             return Ok(());
         };
-        let keep: Vec<bool> = (0..self.rows.len())
-            .map(|g| self.rows[g] != 0 || self.emitted[g].is_some())
-            .collect();
         let mask = BooleanArray::from(keep.clone());
         let keys = ids.emit(EmitTo::All)?;
         let live = keys
