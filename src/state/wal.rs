@@ -24,7 +24,6 @@ use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -314,7 +313,41 @@ struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
     synced: watch::Sender<Synced>,
-    checkpointing: AtomicBool,
+    /// A checkpoint thread is running; at most one runs at a time.
+    checkpointing: Mutex<bool>,
+    checkpoint_done: Condvar,
+}
+
+impl Shared {
+    /// Claims the one checkpoint slot; false if a checkpoint is running.
+    fn begin_checkpoint(&self) -> bool {
+        let mut running = lock(&self.checkpointing);
+        !std::mem::replace(&mut *running, true)
+    }
+
+    fn end_checkpoint(&self) {
+        *lock(&self.checkpointing) = false;
+        self.checkpoint_done.notify_all();
+    }
+
+    /// Blocks (without spinning) until no checkpoint runs.
+    fn wait_checkpoint(&self) {
+        let mut running = lock(&self.checkpointing);
+        while *running {
+            running = match self.checkpoint_done.wait(running) {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+    }
+}
+
+/// A lock that a panicking holder does not make unusable: the flag it
+/// guards is valid at every point.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Makes sled durable up to everything applied to it so far.
@@ -336,7 +369,8 @@ impl Wal {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             synced: watch::Sender::new(Synced::default()),
-            checkpointing: AtomicBool::new(false),
+            checkpointing: Mutex::new(false),
+            checkpoint_done: Condvar::new(),
         });
         let writer = Writer {
             shared: shared.clone(),
@@ -477,9 +511,7 @@ impl Writer {
     /// the next start has nothing to replay. A crash midway leaves segments
     /// that replay harmlessly.
     fn close(&self) {
-        while self.shared.checkpointing.load(Ordering::Acquire) {
-            std::thread::yield_now();
-        }
+        self.shared.wait_checkpoint();
         let result = (self.checkpoint)().and_then(|()| remove_segments(&self.dir, None));
         if let Err(e) = result {
             tracing::warn!("final checkpoint failed, the log keeps its segments: {e}");
@@ -497,7 +529,7 @@ impl Writer {
     /// deletes the segments before it. Every record in them was applied to
     /// sled before it was appended here, so sled's flush covers them all.
     fn rotate(&mut self) {
-        if self.shared.checkpointing.swap(true, Ordering::AcqRel) {
+        if !self.shared.begin_checkpoint() {
             return; // the previous checkpoint is still running
         }
         let next = self.index + 1;
@@ -509,7 +541,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::warn!("write-ahead log: cannot start a new segment: {e}");
-                self.shared.checkpointing.store(false, Ordering::Release);
+                self.shared.end_checkpoint();
                 return;
             }
         }
@@ -523,17 +555,19 @@ impl Writer {
                 if let Err(e) = result {
                     tracing::warn!("checkpoint failed, the log keeps its segments: {e}");
                 }
-                shared.checkpointing.store(false, Ordering::Release);
+                shared.end_checkpoint();
             });
         if let Err(e) = spawned {
             tracing::warn!("cannot start a checkpoint: {e}");
-            self.shared.checkpointing.store(false, Ordering::Release);
+            self.shared.end_checkpoint();
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
@@ -629,9 +663,7 @@ mod tests {
         // The rotation follows the sync that filled the segment.
         wal.append(&Op::NextId(1).encode());
         wal.sync().await.unwrap();
-        while wal.shared.checkpointing.load(Ordering::Acquire) {
-            std::thread::yield_now();
-        }
+        wal.shared.wait_checkpoint();
         wal.crash();
         assert_eq!(checkpoints.load(Ordering::SeqCst), 1);
         let (ops, _) = recover(&dir).unwrap();
