@@ -24,8 +24,9 @@ pub enum Error {
     UndefinedTable(String),
 
     /// DROP TABLE of a missing table: PostgreSQL words it differently.
-    #[error("table \"{0}\" does not exist")]
-    DropMissingTable(String),
+    /// DROP of a name that is not there: `table "t" does not exist`.
+    #[error("{kind} \"{name}\" does not exist")]
+    DropMissing { kind: &'static str, name: String },
 
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
@@ -78,6 +79,10 @@ pub enum Error {
     /// VIEW of a table).
     #[error("{0}")]
     WrongObjectType(String),
+
+    /// A definition that contradicts the one it replaces (42P16).
+    #[error("{0}")]
+    InvalidDefinition(String),
 
     /// A plan node the engine cannot maintain incrementally; names it.
     #[error("{0}")]

@@ -1052,3 +1052,86 @@ async fn kill_9_during_committing_transactions_keeps_each_whole_or_absent() {
     drop(client);
     server.kill_9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_views_and_the_views_over_them_survive_kill_9() {
+    let scratch = Scratch::new("views-kill9");
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    // Created interleaved: a view, an MV over it, a view over the MV. A
+    // restart must bring them back in that order.
+    exec(
+        &client,
+        "CREATE TABLE t (k int PRIMARY KEY, g text, v int);
+         INSERT INTO t VALUES (1, 'a', 10), (2, 'a', 20), (3, 'b', 5), (4, NULL, 7);
+         CREATE VIEW big (key, grp, val) AS SELECT k, g, v FROM t WHERE v > 6;
+         CREATE MATERIALIZED VIEW per_group AS SELECT grp, count(*) AS n, sum(val) AS s FROM big GROUP BY grp;
+         CREATE VIEW busy AS SELECT grp, s FROM per_group WHERE n >= 2;
+         CREATE OR REPLACE VIEW later AS SELECT count(*) AS rows FROM t;
+         CREATE OR REPLACE VIEW later AS SELECT count(*) AS rows, max(v) AS top FROM t;",
+    )
+    .await;
+    drop(client);
+    server.kill_9();
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    exec(&client, "INSERT INTO t VALUES (5, 'b', 9); FLUSH").await;
+    assert_eq!(
+        sorted_rows(&client, "SELECT key, grp, val FROM big").await,
+        sorted_rows(&client, "SELECT k, g, v FROM t WHERE v > 6").await
+    );
+    assert_eq!(
+        sorted_rows(&client, "SELECT grp, s FROM busy").await,
+        vec!["a|30"]
+    );
+    assert_eq!(
+        rows(&client, "SELECT rows, top FROM later").await,
+        vec!["5|20"]
+    );
+    assert_eq!(
+        sorted_rows(
+            &client,
+            "SELECT viewname FROM pg_views WHERE schemaname = 'public'"
+        )
+        .await,
+        vec!["big", "busy", "later"]
+    );
+    // The dependencies were persisted too.
+    assert_eq!(sqlstate_of(&client, "DROP VIEW big").await, "2BP01");
+    assert_eq!(
+        sqlstate_of(&client, "DROP MATERIALIZED VIEW per_group").await,
+        "2BP01"
+    );
+    assert_eq!(
+        sqlstate_of(
+            &client,
+            "CREATE OR REPLACE VIEW big AS SELECT k, g, v, 1 AS one FROM t"
+        )
+        .await,
+        "0A000"
+    );
+    exec(&client, "DROP TABLE t CASCADE").await;
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*) FROM pg_views WHERE schemaname = 'public'"
+        )
+        .await,
+        vec!["0"]
+    );
+    assert_eq!(sqlstate_of(&client, "SELECT * FROM busy").await, "42P01");
+    drop(client);
+    server.kill_9();
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    exec(
+        &client,
+        "CREATE TABLE t (k int); CREATE VIEW big AS SELECT k FROM t",
+    )
+    .await;
+    assert_eq!(rows(&client, "SELECT count(*) FROM big").await, vec!["0"]);
+    drop(client);
+    server.kill_9();
+}

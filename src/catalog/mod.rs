@@ -1,5 +1,5 @@
-//! What exists: schemas, tables with their columns and constraints, and
-//! materialized views with the relations they read.
+//! What exists: schemas, tables with their columns and constraints,
+//! materialized views with the relations they read, and plain views.
 //!
 //! The catalog is small and read on every statement, so it lives in memory
 //! and is written through to the store on every change; the caller flushes
@@ -9,10 +9,12 @@
 mod check;
 mod ddl;
 mod types;
+mod view;
 
 pub use check::{check_rows, uuid_text};
 pub use ddl::{columns_from_schema, table_columns};
 pub use types::{ColumnType, PG_TYPE_KEY};
+pub use view::{Dependent, Object, ViewDef, ViewId};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -29,6 +31,7 @@ pub const DEFAULT_SCHEMA: &str = "public";
 const SCHEMA_PREFIX: &str = "schema/";
 const TABLE_PREFIX: &str = "table/";
 const MV_PREFIX: &str = "mv/";
+const VIEW_PREFIX: &str = "view/";
 
 /// A table's identity for the life of the data directory; names can be
 /// dropped and reused, ids never are.
@@ -79,6 +82,19 @@ pub struct MvDef {
     pub columns: Vec<String>,
     /// The tables and MVs the query reads.
     pub inputs: Vec<Relation>,
+    /// The plain views the query names (their queries are inlined, so
+    /// `inputs` holds what they read).
+    #[serde(default)]
+    pub views: Vec<ViewId>,
+}
+
+impl From<Relation> for Object {
+    fn from(relation: Relation) -> Self {
+        match relation {
+            Relation::Table(id) => Object::Table(id),
+            Relation::Mv(id) => Object::Mv(id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,6 +137,7 @@ pub struct Catalog {
     schemas: BTreeSet<String>,
     tables: BTreeMap<(String, String), Arc<TableDef>>,
     mvs: BTreeMap<(String, String), Arc<MvDef>>,
+    views: BTreeMap<(String, String), Arc<ViewDef>>,
 }
 
 impl Catalog {
@@ -131,6 +148,7 @@ impl Catalog {
             schemas: BTreeSet::new(),
             tables: BTreeMap::new(),
             mvs: BTreeMap::new(),
+            views: BTreeMap::new(),
         };
         for (key, value) in catalog.store.catalog_entries()? {
             if let Some(name) = key.strip_prefix(SCHEMA_PREFIX) {
@@ -148,6 +166,13 @@ impl Catalog {
                 })?;
                 catalog
                     .mvs
+                    .insert((def.schema.clone(), def.name.clone()), Arc::new(def));
+            } else if key.starts_with(VIEW_PREFIX) {
+                let def: ViewDef = serde_json::from_slice(&value).map_err(|e| {
+                    Error::Internal(format!("catalog entry {key} does not decode: {e}"))
+                })?;
+                catalog
+                    .views
                     .insert((def.schema.clone(), def.name.clone()), Arc::new(def));
             }
         }
@@ -200,7 +225,7 @@ impl Catalog {
             return Err(Error::UndefinedSchema(def.schema));
         }
         let key = (def.schema.clone(), def.name.clone());
-        if self.tables.contains_key(&key) || self.mvs.contains_key(&key) {
+        if self.object(&key.0, &key.1).is_some() {
             return Err(Error::DuplicateTable(def.name));
         }
         self.put(&format!("{TABLE_PREFIX}{}", def.id), &def)?;
@@ -240,18 +265,6 @@ impl Catalog {
         self.mvs.values().filter(move |m| m.schema == schema)
     }
 
-    /// The MVs that read `relation` directly.
-    pub fn dependents(&self, relation: Relation) -> Vec<Arc<MvDef>> {
-        let mut found: Vec<Arc<MvDef>> = self
-            .mvs
-            .values()
-            .filter(|m| m.inputs.contains(&relation))
-            .cloned()
-            .collect();
-        found.sort_by_key(|m| m.id);
-        found
-    }
-
     /// The name of a table or MV, for messages.
     pub fn relation_name(&self, relation: Relation) -> Option<String> {
         match relation {
@@ -273,7 +286,7 @@ impl Catalog {
             return Err(Error::UndefinedSchema(def.schema));
         }
         let key = (def.schema.clone(), def.name.clone());
-        if self.tables.contains_key(&key) || self.mvs.contains_key(&key) {
+        if self.object(&key.0, &key.1).is_some() {
             return Err(Error::DuplicateTable(def.name));
         }
         self.put(&format!("{MV_PREFIX}{}", def.id.0), &def)?;

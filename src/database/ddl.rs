@@ -7,7 +7,7 @@ use datafusion::physical_plan::common::collect;
 use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, SchemaName, Statement};
 
 use super::*;
-use crate::catalog::Relation;
+use crate::catalog::Object;
 use crate::catalog::{TableDef, TableId};
 use crate::catalog::{columns_from_schema, table_columns};
 use crate::error::{Error, Result};
@@ -135,13 +135,18 @@ impl Database {
                 let catalog = self.catalog.read().expect("catalog lock poisoned");
                 match catalog.table(&schema, &table) {
                     Some(def) => def.id,
-                    None if catalog.mv(&schema, &table).is_some() => {
+                    None if catalog.object(&schema, &table).is_some() => {
                         return Err(Error::WrongObjectType(format!(
                             "\"{table}\" is not a table"
                         )));
                     }
                     None if if_exists => continue,
-                    None => return Err(Error::DropMissingTable(table)),
+                    None => {
+                        return Err(Error::DropMissing {
+                            kind: "table",
+                            name: table,
+                        });
+                    }
                 }
             };
             // In-flight writes to the table finish first (they hold its
@@ -163,7 +168,7 @@ impl Database {
                 ),
                 None => None,
             };
-            self.drop_relation(Relation::Table(id), &format!("table {table}"), cascade)
+            self.drop_relation(Object::Table(id), &format!("table {table}"), cascade)
                 .await?;
             if let Some(live) = &live {
                 live.dropped

@@ -50,6 +50,7 @@ mod ddl;
 mod mv;
 mod sequencer;
 mod transaction;
+mod view;
 
 pub use commit::watch_commit;
 pub use transaction::Transaction;
@@ -158,6 +159,20 @@ impl Database {
                         .unwrap_or(false)
                 })
             },
+            {
+                let catalog = catalog.clone();
+                Arc::new(move || {
+                    catalog
+                        .read()
+                        .map(|c| {
+                            c.views()
+                                .iter()
+                                .map(|v| (v.schema.clone(), v.name.clone(), format!(" {};", v.sql)))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+            },
         )?;
         let db = Database {
             store,
@@ -183,7 +198,12 @@ impl Database {
         db.schema_provider(query::system::SYSTEM_SCHEMA)?
             .register_table(
                 "mv_status".into(),
-                Arc::new(query::system::MvStatusTable::new(db.runtime.clone())),
+                Arc::new(query::system::SystemTable::mv_status(db.runtime.clone())),
+            )?;
+        db.schema_provider(query::system::SYSTEM_SCHEMA)?
+            .register_table(
+                "mv_progress".into(),
+                Arc::new(query::system::SystemTable::mv_progress(db.runtime.clone())),
             )?;
         for def in defs {
             let data = db.replay(&def)?;
@@ -202,10 +222,28 @@ impl Database {
             }
         }
         db.store.flush().await?;
-        let mvs = db.catalog.read().expect("catalog lock poisoned").mvs();
-        for def in mvs {
-            // Until checkpoints exist, an MV is rebuilt from its inputs.
-            db.start_mv(&def).await?;
+        let (mvs, views) = {
+            let catalog = db.catalog.read().expect("catalog lock poisoned");
+            (catalog.mvs(), catalog.views())
+        };
+        // In creation order, so that whatever a view or MV names is there.
+        let mut mvs = mvs.into_iter().peekable();
+        let mut views = views.into_iter().peekable();
+        loop {
+            let view_first = match (mvs.peek(), views.peek()) {
+                (Some(mv), Some(view)) => view.id.0 < mv.id.0,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (None, None) => break,
+            };
+            if view_first {
+                if let Some(def) = views.next() {
+                    db.start_view(&def).await?;
+                }
+            } else if let Some(def) = mvs.next() {
+                // Until checkpoints exist, an MV is rebuilt from its inputs.
+                db.start_mv(&def).await?;
+            }
         }
         Ok(Arc::new(db))
     }
@@ -406,6 +444,14 @@ impl Database {
                 ..
             } => self.drop_mvs(names, *if_exists, *cascade, schema).await,
             Statement::CreateView(view) if view.materialized => self.create_mv(view, schema).await,
+            Statement::CreateView(view) => self.create_view(view, schema).await,
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop_views(names, *if_exists, *cascade, schema).await,
             Statement::ShowViews {
                 materialized: true,
                 show_options,

@@ -12,13 +12,52 @@ use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Query, Statement};
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::catalog::{MvDef, MvId, Relation};
+use crate::catalog::{Dependent, MvDef, MvId, Object, ViewId};
 use crate::error::{Error, Result};
 use crate::plan::{self, StreamPlan};
 use crate::query::MvTable;
 use crate::state::MvIndex;
 use crate::stream::runtime::Message;
 use crate::stream::zset::nullable;
+
+/// The names of a view's output columns: those of its column list first,
+/// then PostgreSQL's for the query's select list, then DataFusion's.
+pub(super) fn column_names(
+    statement: &Statement,
+    fields: &datafusion::arrow::datatypes::Fields,
+    columns: &[String],
+    kind: &str,
+) -> Result<Vec<String>> {
+    if columns.len() > fields.len() {
+        let message = match kind {
+            "VIEW" => "CREATE VIEW specifies more column names than columns".to_string(),
+            _ => format!("CREATE {kind} specifies too many column names"),
+        };
+        return Err(Error::Syntax {
+            message,
+            position: None,
+        });
+    }
+    let names = crate::sql::output_names(statement);
+    let mut chosen: Vec<String> = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        let name = columns
+            .get(i)
+            .cloned()
+            .or_else(|| {
+                names
+                    .as_ref()
+                    .filter(|n| n.len() == fields.len())
+                    .and_then(|n| n[i].clone())
+            })
+            .unwrap_or_else(|| field.name().clone());
+        if chosen.contains(&name) {
+            return Err(Error::DuplicateColumn(name));
+        }
+        chosen.push(name);
+    }
+    Ok(chosen)
+}
 
 /// Whether the query has INTERSECT ALL or EXCEPT ALL. DataFusion plans
 /// them as semi and anti joins on all columns with NULLs equal, which the
@@ -94,36 +133,34 @@ impl Database {
         query: &Query,
         columns: &[String],
         search_schema: &str,
-    ) -> Result<(StreamPlan, SchemaRef)> {
+    ) -> Result<(StreamPlan, SchemaRef, Vec<ViewId>)> {
         let statement = Statement::Query(Box::new(query.clone()));
         let multiset = multiset_set_operations(&statement)?;
         let logical = self.plan(&statement, search_schema).await?;
+        let views = self
+            .reads_of(&statement, search_schema)
+            .into_iter()
+            .filter_map(|read| match read {
+                Object::View(id) => Some(id),
+                _ => None,
+            })
+            .collect();
         let stream = plan::build(&logical, &self.state_in(search_schema), multiset).await?;
-        let names = crate::sql::output_names(&statement);
-        if columns.len() > stream.schema.fields().len() {
-            return Err(Error::InvalidParameter(
-                "CREATE MATERIALIZED VIEW specifies too many column names".into(),
-            ));
-        }
-        let mut fields: Vec<Field> = Vec::new();
-        for (i, field) in stream.schema.fields().iter().enumerate() {
-            let name = columns
-                .get(i)
-                .cloned()
-                .or_else(|| {
-                    names
-                        .as_ref()
-                        .filter(|n| n.len() == stream.schema.fields().len())
-                        .and_then(|n| n[i].clone())
-                })
-                .unwrap_or_else(|| field.name().clone());
-            if fields.iter().any(|f| f.name() == &name) {
-                return Err(Error::DuplicateColumn(name));
-            }
-            fields.push(field.as_ref().clone().with_name(name));
-        }
+        let names = column_names(
+            &statement,
+            stream.schema.fields(),
+            columns,
+            "MATERIALIZED VIEW",
+        )?;
+        let fields: Vec<Field> = stream
+            .schema
+            .fields()
+            .iter()
+            .zip(names)
+            .map(|(field, name)| field.as_ref().clone().with_name(name))
+            .collect();
         let schema = nullable(&Arc::new(Schema::new(fields)));
-        Ok((stream, schema))
+        Ok((stream, schema, views))
     }
 
     pub(super) async fn create_mv(
@@ -141,7 +178,7 @@ impl Database {
         let _ddl = self.ddl.lock().await;
         let exists = {
             let catalog = self.catalog.read().expect("catalog lock poisoned");
-            catalog.table(&schema, &name).is_some() || catalog.mv(&schema, &name).is_some()
+            catalog.object(&schema, &name).is_some()
         };
         if exists {
             if view.if_not_exists {
@@ -154,7 +191,7 @@ impl Database {
             .iter()
             .map(|c| crate::sql::ident_name(&c.name))
             .collect();
-        let (stream, columns) = self.plan_mv(&view.query, &names, search_schema).await?;
+        let (stream, columns, views) = self.plan_mv(&view.query, &names, search_schema).await?;
         let def = MvDef {
             id: MvId(self.store.next_id()?),
             schema,
@@ -163,6 +200,7 @@ impl Database {
             search_schema: search_schema.to_string(),
             columns: names,
             inputs: stream.inputs.clone(),
+            views,
         };
         let def = self
             .catalog
@@ -196,7 +234,7 @@ impl Database {
                 def.name
             )));
         };
-        let (stream, columns) = self
+        let (stream, columns, _) = self
             .plan_mv(&query, &def.columns, &def.search_schema)
             .await?;
         self.launch_mv(def, stream, columns).await
@@ -270,7 +308,7 @@ impl Database {
                 let catalog = self.catalog.read().expect("catalog lock poisoned");
                 match catalog.mv(&schema, &view) {
                     Some(def) => def.clone(),
-                    None if catalog.table(&schema, &view).is_some() => {
+                    None if catalog.object(&schema, &view).is_some() => {
                         return Err(Error::WrongObjectType(format!(
                             "\"{view}\" is not a materialized view"
                         )));
@@ -280,7 +318,7 @@ impl Database {
                 }
             };
             self.drop_relation(
-                Relation::Mv(def.id),
+                Object::Mv(def.id),
                 &format!("materialized view {view}"),
                 cascade,
             )
@@ -290,12 +328,12 @@ impl Database {
         Ok(Outcome::command("DROP MATERIALIZED VIEW"))
     }
 
-    /// Drops the MVs reading `relation` (all of them, deepest first, with
-    /// CASCADE; refuses with 2BP01 otherwise), then `relation` itself if it
-    /// is an MV. Tables are dropped by the caller.
+    /// Drops the MVs and views that name `object` (all of them, deepest
+    /// first, with CASCADE; refuses with 2BP01 otherwise), then `object`
+    /// itself if it is an MV or a view. Tables are dropped by the caller.
     pub(super) async fn drop_relation(
         &self,
-        relation: Relation,
+        object: Object,
         what: &str,
         cascade: bool,
     ) -> Result<()> {
@@ -303,11 +341,11 @@ impl Database {
             .catalog
             .read()
             .expect("catalog lock poisoned")
-            .dependents(relation);
+            .dependents_of(object);
         if !dependents.is_empty() && !cascade {
             let detail = dependents
                 .iter()
-                .map(|d| format!("materialized view {} depends on {what}", d.name))
+                .map(|d| format!("{} depends on {what}", d.describe()))
                 .collect::<Vec<_>>()
                 .join("\n");
             return Err(Error::DependentObjects {
@@ -316,24 +354,35 @@ impl Database {
             });
         }
         for dependent in dependents {
-            let name = format!("materialized view {}", dependent.name);
-            Box::pin(self.drop_relation(Relation::Mv(dependent.id), &name, true)).await?;
+            let object = match &dependent {
+                Dependent::Mv(def) => Object::Mv(def.id),
+                Dependent::View(def) => Object::View(def.id),
+            };
+            Box::pin(self.drop_relation(object, &dependent.describe(), true)).await?;
         }
-        if let Relation::Mv(id) = relation {
-            let def = self
-                .catalog
-                .read()
-                .expect("catalog lock poisoned")
-                .mvs()
-                .into_iter()
-                .find(|m| m.id == id);
-            if let Some(def) = def {
-                self.forget_mv(&def);
-                let _turn = self.sequencer.turn().await;
-                self.runtime.send(Message::DropMv { id }).await?;
-            }
-            self.catalog_changed();
+        // A diamond reaches a dependent twice: the second time it is gone.
+        let (mv, view) = {
+            let catalog = self.catalog.read().expect("catalog lock poisoned");
+            (
+                catalog
+                    .mvs()
+                    .into_iter()
+                    .find(|m| Object::Mv(m.id) == object),
+                catalog
+                    .views()
+                    .into_iter()
+                    .find(|v| Object::View(v.id) == object),
+            )
+        };
+        if let Some(def) = view {
+            self.forget_view(&def);
         }
+        if let Some(def) = mv {
+            self.forget_mv(&def);
+            let _turn = self.sequencer.turn().await;
+            self.runtime.send(Message::DropMv { id: def.id }).await?;
+        }
+        self.catalog_changed();
         Ok(())
     }
 
@@ -343,7 +392,7 @@ impl Database {
         view: &CreateView,
         search_schema: &str,
     ) -> Result<Outcome> {
-        let (stream, _) = self.plan_mv(&view.query, &[], search_schema).await?;
+        let (stream, _, _) = self.plan_mv(&view.query, &[], search_schema).await?;
         let lines = stream.root.explain();
         let schema = Arc::new(Schema::new(vec![Field::new(
             "QUERY PLAN",
@@ -357,6 +406,10 @@ impl Database {
     /// How often epochs run when nobody calls FLUSH; for every session.
     pub fn set_epoch_interval(&self, interval: std::time::Duration) {
         self.runtime.set_interval(interval);
+    }
+
+    pub fn set_backfill_rate_limit(&self, rows: Option<u64>) {
+        self.runtime.set_backfill_rate_limit(rows);
     }
 
     /// Returns once every change acknowledged before it is visible in every MV.

@@ -12,7 +12,7 @@ pub mod system;
 pub mod values;
 
 pub use mv_table::MvTable;
-pub use pg_attribute::{DeclaredColumns, MaterializedViews};
+pub use pg_attribute::{DeclaredColumns, MaterializedViews, PlainViews};
 pub use provider::{ReadEpoch, StoredTable, TxnView, WriterView};
 
 use std::sync::Arc;
@@ -49,6 +49,7 @@ pub fn declare_column_types(
     ctx: &SessionContext,
     declared: DeclaredColumns,
     materialized: MaterializedViews,
+    views: PlainViews,
 ) -> Result<()> {
     let Some(catalog) = ctx.catalog(DATABASE_NAME) else {
         return Ok(());
@@ -60,6 +61,7 @@ pub fn declare_column_types(
                 inner,
                 declared,
                 materialized,
+                views,
             }),
         )?;
     }

@@ -34,10 +34,14 @@ pub type DeclaredColumns = Arc<dyn Fn(&str, &str) -> Option<Vec<(String, i32, i3
 /// Whether `schema.name` is a materialized view.
 pub type MaterializedViews = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
+/// Every plain view: (schema, name, definition), for `pg_views`.
+pub type PlainViews = Arc<dyn Fn() -> Vec<(String, String, String)> + Send + Sync>;
+
 pub struct PgCatalogWithDeclaredTypes {
     pub inner: Arc<dyn SchemaProvider>,
     pub declared: DeclaredColumns,
     pub materialized: MaterializedViews,
+    pub views: PlainViews,
 }
 
 impl fmt::Debug for PgCatalogWithDeclaredTypes {
@@ -54,6 +58,11 @@ impl SchemaProvider for PgCatalogWithDeclaredTypes {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
+        if name == "pg_views"
+            && let Some(table) = &table
+        {
+            return Ok(Some(views_table(table.schema(), (self.views)())?));
+        }
         if name == "pg_class"
             && let (Some(class), Some(namespace)) =
                 (table.clone(), self.inner.table("pg_namespace").await?)
@@ -301,4 +310,26 @@ impl TableProvider for Classes {
             projection.cloned(),
         )?)
     }
+}
+
+/// `pg_views` over Freshet's plain views (the library's is always empty).
+fn views_table(
+    schema: SchemaRef,
+    views: Vec<(String, String, String)>,
+) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::StringArray;
+    let column = |pick: fn(&(String, String, String)) -> &str| -> Arc<dyn Array> {
+        Arc::new(StringArray::from_iter_values(views.iter().map(pick)))
+    };
+    let owner: Arc<dyn Array> = Arc::new(StringArray::from_iter_values(
+        views.iter().map(|_| super::DATABASE_NAME),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![column(|v| &v.0), column(|v| &v.1), owner, column(|v| &v.2)],
+    )?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?))
 }

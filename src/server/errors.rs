@@ -41,7 +41,7 @@ fn classify(error: &Error) -> (&'static str, String) {
     let code = match error {
         Error::Syntax { .. } => "42601",
         Error::TooDeep => "54001",
-        Error::UndefinedTable(_) | Error::DropMissingTable(_) => "42P01",
+        Error::UndefinedTable(_) | Error::DropMissing { .. } => "42P01",
         Error::UndefinedSchema(_) => "3F000",
         Error::UndefinedColumn(_) => "42703",
         Error::DuplicateTable(_) => "42P07",
@@ -54,6 +54,7 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::NotSupported(_) | Error::NotIncremental(_) => "0A000",
         Error::DependentObjects { .. } => "2BP01",
         Error::WrongObjectType(_) => "42809",
+        Error::InvalidDefinition(_) => "42P16",
         Error::UndefinedPrepared(_) => "26000",
         Error::DuplicatePrepared(_) => "42P05",
         Error::InvalidParameter(_) => "22023",

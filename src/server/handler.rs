@@ -61,6 +61,50 @@ impl Handler {
             .search_path_schema(&session::setting(client, "search_path").unwrap_or_default())
     }
 
+    /// Settings that belong to the server, not the session: SET changes
+    /// them for every view. `epoch_interval` is RisingWave's
+    /// `barrier_interval_ms`; `backfill_rate_limit` (rows per second, 0
+    /// pauses, DEFAULT lifts it) is RisingWave's, applied to every
+    /// backfill, also one already running. The session also keeps the value
+    /// it set, for SHOW.
+    fn server_setting(&self, statement: &Statement) -> Result<()> {
+        let Statement::Set(datafusion::sql::sqlparser::ast::Set::SingleAssignment {
+            variable,
+            values,
+            ..
+        }) = statement
+        else {
+            return Ok(());
+        };
+        let value = values
+            .iter()
+            .map(|v| v.to_string().trim_matches('\'').to_string())
+            .collect::<Vec<_>>()
+            .join("");
+        let name = variable.to_string();
+        if name.eq_ignore_ascii_case("epoch_interval") {
+            let interval = session::parse_duration("epoch_interval", &value)?;
+            if interval.is_zero() {
+                return Err(Error::InvalidParameter(
+                    "epoch_interval must be greater than zero".into(),
+                ));
+            }
+            self.db.set_epoch_interval(interval);
+        } else if name.eq_ignore_ascii_case("backfill_rate_limit") {
+            let rows = if value.eq_ignore_ascii_case("default") {
+                None
+            } else {
+                Some(value.parse::<u64>().map_err(|_| {
+                    Error::InvalidParameter(format!(
+                        "backfill_rate_limit must be a number of rows per second or DEFAULT, not \"{value}\""
+                    ))
+                })?)
+            };
+            self.db.set_backfill_rate_limit(rows);
+        }
+        Ok(())
+    }
+
     /// Runs one statement. `plan` is the statement's plan with parameters
     /// bound, when the extended protocol supplied it.
     async fn run<C>(
@@ -122,28 +166,7 @@ impl Handler {
             }
             _ => {}
         }
-        // The epoch interval is the server's, not the session's: SET
-        // changes it for every view (RisingWave: barrier_interval_ms).
-        if let Statement::Set(datafusion::sql::sqlparser::ast::Set::SingleAssignment {
-            variable,
-            values,
-            ..
-        }) = statement
-            && variable.to_string().eq_ignore_ascii_case("epoch_interval")
-        {
-            let value = values
-                .iter()
-                .map(|v| v.to_string().trim_matches('\'').to_string())
-                .collect::<Vec<_>>()
-                .join("");
-            let interval = session::parse_duration("epoch_interval", &value)?;
-            if interval.is_zero() {
-                return Err(Error::InvalidParameter(
-                    "epoch_interval must be greater than zero".into(),
-                ));
-            }
-            self.db.set_epoch_interval(interval);
-        }
+        self.server_setting(statement)?;
         let slot = client
             .session_extensions()
             .get_or_insert_with(TxnSlot::default);

@@ -3,10 +3,9 @@
 //! connection's settings, which pgwire keeps in the client's metadata map
 //! (lower-case keys; the wire encoder reads `datestyle` and friends there).
 //!
-//! Transactions: every statement commits on its own. BEGIN/COMMIT/ROLLBACK
-//! are accepted around statements so that drivers and scripts work, and the
-//! transaction status byte follows them, but a ROLLBACK does not undo what
-//! ran since BEGIN; the reference documents this.
+//! Transaction control here only answers and moves the transaction status
+//! byte; the handler keeps the block itself (`database::transaction`), so a
+//! COMMIT applies it atomically and a ROLLBACK drops it.
 
 use std::time::Duration;
 

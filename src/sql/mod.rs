@@ -5,6 +5,7 @@
 //! Also the small helpers every layer needs to read names the way PostgreSQL
 //! does: unquoted identifiers fold to lower case, quoted ones keep theirs.
 
+mod catalog_views;
 mod literal_insert;
 mod names;
 mod rewrite;
@@ -81,7 +82,9 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         return Err(Error::TooDeep);
     }
     let parsed = if is_catalog_query(sql) {
-        CATALOG_PARSER.parse(sql)
+        CATALOG_PARSER
+            .parse(sql)
+            .map(|statements| statements.into_iter().map(catalog_views::rewrite).collect())
     } else {
         plain.map(|statements| {
             statements

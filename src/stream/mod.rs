@@ -20,6 +20,7 @@
 //! stops a view or fails the writer's statement.
 
 mod aggregate;
+mod backfill;
 mod join;
 mod map;
 mod multiset;

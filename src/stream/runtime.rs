@@ -22,23 +22,30 @@
 //! The channel is bounded: when the engine falls behind, committing
 //! writers wait (backpressure) instead of memory growing without bound.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
+use super::backfill::{Backfill, STEP_ROWS, without_rowid};
 use super::{Node, StepContext, StreamError, ZBatch};
 use crate::catalog::{MvId, Relation, TableId};
 use crate::state::{Chunks, EpochSnapshot, MvData, MvIndex, Published};
 
 /// Messages in flight before writers wait.
 const CHANNEL_CAPACITY: usize = 1024;
+
+/// How often a rate-limited backfill feeds its next slice, and how often
+/// a long backfill logs its progress.
+const BACKFILL_TICK: Duration = Duration::from_millis(100);
+const BACKFILL_LOG_EVERY: Duration = Duration::from_secs(5);
+const NO_LIMIT: u64 = u64::MAX;
 
 /// One committed change of a table: the rows it removed and added (row id
 /// first), and the table's chunks after it.
@@ -90,8 +97,17 @@ pub struct MvStatus {
     /// good epoch, and reads report this.
     pub failed: Option<String>,
     pub epoch: u64,
-    /// CREATE MATERIALIZED VIEW is computing it from its inputs' contents.
-    pub backfilling: bool,
+    /// Set while CREATE MATERIALIZED VIEW computes it from its inputs'
+    /// contents (`freshet_catalog.mv_progress`).
+    pub backfill: Option<Progress>,
+}
+
+/// How far a backfill has come: rows of its inputs' contents fed so far.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    pub started: Instant,
 }
 
 pub type StatusTable = Arc<Mutex<HashMap<MvId, MvStatus>>>;
@@ -106,6 +122,8 @@ pub struct Runtime {
     published: Arc<Published>,
     status: StatusTable,
     interval_ms: Arc<AtomicU64>,
+    /// Rows per second a backfill may feed (`NO_LIMIT`, or 0 to pause).
+    rate_limit: Arc<AtomicU64>,
 }
 
 impl Runtime {
@@ -116,15 +134,20 @@ impl Runtime {
         let status: StatusTable = Arc::default();
         let interval_ms = Arc::new(AtomicU64::new(interval.as_millis().max(1) as u64));
         let stop = Arc::new(AtomicBool::new(false));
+        let rate_limit = Arc::new(AtomicU64::new(NO_LIMIT));
         let mut engine = Engine {
             stop: stop.clone(),
             receiver,
             published: published.clone(),
             status: status.clone(),
             interval_ms: interval_ms.clone(),
+            rate_limit: rate_limit.clone(),
             tables: HashMap::new(),
             pending: HashMap::new(),
             mvs: Vec::new(),
+            backfills: VecDeque::new(),
+            backfill_due: Instant::now(),
+            backfill_logged: Instant::now(),
             epoch: 0,
             seq: 0,
         };
@@ -140,6 +163,7 @@ impl Runtime {
             published,
             status,
             interval_ms,
+            rate_limit,
         })
     }
 
@@ -175,6 +199,14 @@ impl Runtime {
             .store(interval.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 
+    /// Limits every backfill, also one already running, to `rows` input
+    /// rows per second (RisingWave's `backfill_rate_limit`; 0 pauses
+    /// them); `None` lifts it.
+    pub fn set_backfill_rate_limit(&self, rows: Option<u64>) {
+        self.rate_limit
+            .store(rows.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+    }
+
     /// Ends the runtime thread at its next wake-up (within one interval).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -199,6 +231,7 @@ struct Engine {
     published: Arc<Published>,
     status: StatusTable,
     interval_ms: Arc<AtomicU64>,
+    rate_limit: Arc<AtomicU64>,
     /// Every table's chunks as of the last message received.
     tables: HashMap<TableId, Chunks>,
     /// Changes received since the last epoch, per table that a view reads
@@ -206,6 +239,11 @@ struct Engine {
     pending: HashMap<TableId, Vec<ZBatch>>,
     /// In creation order: an MV comes after every MV it reads.
     mvs: Vec<LiveMv>,
+    /// Views being built, oldest first; the first one is fed.
+    backfills: VecDeque<Backfill>,
+    /// When a rate-limited backfill may feed its next slice.
+    backfill_due: Instant,
+    backfill_logged: Instant,
     epoch: u64,
     seq: u64,
 }
@@ -225,17 +263,32 @@ impl Engine {
         let mut last_epoch = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let interval = Duration::from_millis(self.interval_ms.load(Ordering::Relaxed));
-            let wait = interval.saturating_sub(last_epoch.elapsed());
-            let received =
-                clock.block_on(async { tokio::time::timeout(wait, self.receiver.recv()).await });
-            match received {
-                Ok(None) => return,
-                Ok(Some(message)) => {
-                    if self.handle(message) {
-                        last_epoch = Instant::now();
-                    }
+            let mut wait = interval.saturating_sub(last_epoch.elapsed());
+            if !self.backfills.is_empty() {
+                wait = wait.min(self.backfill_due.saturating_duration_since(Instant::now()));
+            }
+            let received = if wait.is_zero() {
+                match self.receiver.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
                 }
-                Err(_) => {}
+            } else {
+                match clock
+                    .block_on(async { tokio::time::timeout(wait, self.receiver.recv()).await })
+                {
+                    Ok(None) => return,
+                    Ok(Some(message)) => Some(message),
+                    Err(_) => None,
+                }
+            };
+            if let Some(message) = received
+                && self.handle(message)
+            {
+                last_epoch = Instant::now();
+            }
+            if !self.backfills.is_empty() && Instant::now() >= self.backfill_due {
+                self.feed_backfill();
             }
             if last_epoch.elapsed() >= interval {
                 if !self.pending.is_empty() {
@@ -256,7 +309,9 @@ impl Engine {
                     // A view created later backfills from the snapshot, so
                     // a change no view reads now is not kept.
                     let read = Relation::Table(delta.table);
-                    if !self.mvs.iter().any(|mv| mv.inputs.contains(&read)) {
+                    if !self.mvs.iter().any(|mv| mv.inputs.contains(&read))
+                        && !self.backfills.iter().any(|b| b.inputs.contains(&read))
+                    {
                         continue;
                     }
                     let pending = self.pending.entry(delta.table).or_default();
@@ -289,21 +344,34 @@ impl Engine {
                 index,
                 reply,
             } => {
+                // The snapshot is taken with nothing pending: every later
+                // change reaches the backfill through an epoch.
                 if !self.pending.is_empty() {
                     self.run_epoch();
                 }
-                let result = self.create_mv(id, name, dataflow, schema, inputs, index);
-                if result.is_err()
-                    && let Ok(mut status) = self.status.lock()
-                {
-                    status.remove(&id);
+                let prepared = self.contents_of(&inputs).and_then(|contents| {
+                    let data = MvData::try_new(&super::output_schema(&schema), index)?;
+                    Ok((contents, data))
+                });
+                match prepared {
+                    Ok((contents, data)) => {
+                        let backfill =
+                            Backfill::new(id, name, inputs, dataflow, data, contents, reply);
+                        info!(view = %backfill.name, rows = backfill.total, "backfilling materialized view");
+                        self.set_status(&backfill);
+                        self.backfills.push_back(backfill);
+                        self.backfill_due = Instant::now();
+                        self.backfill_logged = Instant::now();
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-                self.publish();
-                let _ = reply.send(result);
                 true
             }
             Message::DropMv { id } => {
                 self.mvs.retain(|mv| mv.id != id);
+                self.backfills.retain(|b| b.id != id);
                 if let Ok(mut status) = self.status.lock() {
                     status.remove(&id);
                 }
@@ -318,76 +386,152 @@ impl Engine {
         }
     }
 
-    fn create_mv(
-        &mut self,
-        id: MvId,
-        name: String,
-        mut dataflow: Box<Node>,
-        schema: SchemaRef,
-        inputs: Vec<Relation>,
-        index: Option<Arc<MvIndex>>,
-    ) -> Result<(), StreamError> {
-        let started = Instant::now();
-        if let Ok(mut status) = self.status.lock() {
-            status.insert(
-                id,
-                MvStatus {
-                    name: name.clone(),
-                    backfilling: true,
-                    epoch: self.epoch,
-                    ..MvStatus::default()
-                },
+    /// Every input's contents now, row id first.
+    fn contents_of(&self, inputs: &[Relation]) -> Result<Vec<(Relation, Chunks)>, StreamError> {
+        inputs
+            .iter()
+            .map(|input| {
+                let chunks = match input {
+                    Relation::Table(table) => self.tables.get(table).cloned(),
+                    Relation::Mv(mv) => self
+                        .mvs
+                        .iter()
+                        .find(|m| m.id == *mv)
+                        .map(|m| m.data.snapshot()),
+                };
+                chunks.map(|chunks| (*input, chunks)).ok_or_else(|| {
+                    StreamError::Internal(format!("{input} is not known to the engine"))
+                })
+            })
+            .collect()
+    }
+
+    /// Feeds the oldest backfill one slice; once its snapshot is fed, it
+    /// catches up with the changes since and joins the running views.
+    fn feed_backfill(&mut self) {
+        let limit = match self.rate_limit.load(Ordering::Relaxed) {
+            NO_LIMIT => STEP_ROWS,
+            0 => {
+                self.backfill_due = Instant::now() + BACKFILL_TICK;
+                return;
+            }
+            rows => {
+                self.backfill_due = Instant::now() + BACKFILL_TICK;
+                let per_tick = rows / (1000 / BACKFILL_TICK.as_millis() as u64);
+                per_tick.clamp(1, STEP_ROWS as u64) as usize
+            }
+        };
+        let Some(backfill) = self.backfills.front_mut() else {
+            return;
+        };
+        let stepped = backfill.step(limit);
+        let fed = match stepped {
+            Ok(()) => backfill.fed(),
+            Err(e) => {
+                self.fail_backfill(e);
+                return;
+            }
+        };
+        if self.backfill_logged.elapsed() >= BACKFILL_LOG_EVERY {
+            info!(
+                view = %backfill.name,
+                done = backfill.done,
+                total = backfill.total,
+                "backfill progress"
             );
+            self.backfill_logged = Instant::now();
         }
-        let mut sources: HashMap<Relation, ZBatch> = HashMap::new();
-        for input in &inputs {
-            let chunks = match input {
-                Relation::Table(table) => self.tables.get(table).cloned(),
-                Relation::Mv(mv) => self
-                    .mvs
-                    .iter()
-                    .find(|m| m.id == *mv)
-                    .map(|m| m.data.snapshot()),
-            }
-            .ok_or_else(|| StreamError::Internal(format!("{input} is not known to the engine")))?;
-            if !chunks.is_empty() {
-                let delta = contents(&chunks)?;
-                info!(view = %name, input = %input, rows = delta.len(), "backfilling materialized view");
-                sources.insert(*input, delta);
-            }
+        if !fed {
+            let backfill = &self.backfills[0];
+            self.set_status(backfill);
+            return;
         }
-        let mut data = MvData::try_new(&super::output_schema(&schema), index)?;
-        let mut ctx = StepContext::new(&sources);
-        let delta = guarded(|| dataflow.step(&mut ctx))?;
-        data.apply(&delta)?;
-        info!(
-            view = %name,
-            rows = data.row_count(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "materialized view backfilled"
+        let Some(mut backfill) = self.backfills.pop_front() else {
+            return;
+        };
+        let (id, name, inputs, started) = (
+            backfill.id,
+            backfill.name.clone(),
+            backfill.inputs.clone(),
+            backfill.started,
         );
+        let reply = backfill.reply.take();
+        match backfill.finish() {
+            Ok(built) => {
+                info!(
+                    view = %name,
+                    rows = built.data.row_count(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "materialized view backfilled"
+                );
+                if let Ok(mut status) = self.status.lock() {
+                    status.insert(
+                        id,
+                        MvStatus {
+                            name,
+                            rows: built.data.row_count(),
+                            row_errors: built.errors,
+                            last_error: built.last_error,
+                            failed: None,
+                            epoch: self.epoch,
+                            backfill: None,
+                        },
+                    );
+                }
+                self.mvs.push(LiveMv {
+                    id,
+                    dataflow: built.dataflow,
+                    inputs,
+                    data: built.data,
+                    failed: false,
+                });
+                self.publish();
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                if let Ok(mut status) = self.status.lock() {
+                    status.remove(&id);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+    }
+
+    /// The oldest backfill failed: CREATE MATERIALIZED VIEW answers the error.
+    fn fail_backfill(&mut self, error: StreamError) {
+        if let Some(mut backfill) = self.backfills.pop_front() {
+            if let Ok(mut status) = self.status.lock() {
+                status.remove(&backfill.id);
+            }
+            if let Some(reply) = backfill.reply.take() {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn set_status(&self, backfill: &Backfill) {
         if let Ok(mut status) = self.status.lock() {
             status.insert(
-                id,
+                backfill.id,
                 MvStatus {
-                    name,
-                    rows: data.row_count(),
-                    row_errors: ctx.errors,
-                    last_error: ctx.last_error.clone(),
+                    name: backfill.name.clone(),
+                    rows: backfill.row_count(),
+                    row_errors: backfill.errors,
+                    last_error: backfill.last_error.clone(),
                     failed: None,
                     epoch: self.epoch,
-                    backfilling: false,
+                    backfill: Some(Progress {
+                        done: backfill.done,
+                        total: backfill.total,
+                        started: backfill.started,
+                    }),
                 },
             );
         }
-        self.mvs.push(LiveMv {
-            id,
-            dataflow,
-            inputs,
-            data,
-            failed: false,
-        });
-        Ok(())
     }
 
     /// Steps every MV over the pending changes and publishes the result.
@@ -439,6 +583,9 @@ impl Engine {
                 }
             }
         }
+        for backfill in &mut self.backfills {
+            backfill.record(&sources);
+        }
         self.publish();
     }
 
@@ -458,7 +605,7 @@ impl Engine {
 
 /// Runs one step of a dataflow; a panic inside it (a bug) becomes an
 /// error for that MV instead of stopping the runtime and every other MV.
-fn guarded<T>(step: impl FnOnce() -> Result<T, StreamError>) -> Result<T, StreamError> {
+pub(super) fn guarded<T>(step: impl FnOnce() -> Result<T, StreamError>) -> Result<T, StreamError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<String>()
@@ -469,23 +616,4 @@ fn guarded<T>(step: impl FnOnce() -> Result<T, StreamError>) -> Result<T, Stream
             "the dataflow panicked: {what}"
         )))
     })
-}
-
-/// Rows as the user sees them: the stored row id (column 0) removed.
-fn without_rowid(rows: &RecordBatch) -> RecordBatch {
-    let columns: Vec<usize> = (1..rows.num_columns()).collect();
-    rows.project(&columns).unwrap_or_else(|_| rows.clone())
-}
-
-/// A relation's whole contents as one insert delta (row id stripped
-/// before the copy, which is the memory a backfill touches first).
-fn contents(chunks: &Chunks) -> Result<ZBatch, StreamError> {
-    let Some(first) = chunks.first() else {
-        return Err(StreamError::Internal(
-            "no schema for an empty relation".into(),
-        ));
-    };
-    let user: Vec<RecordBatch> = chunks.iter().map(without_rowid).collect();
-    let all = concat_batches(&without_rowid(first).schema(), user.iter())?;
-    Ok(ZBatch::uniform(all, 1))
 }

@@ -37,7 +37,8 @@ fn table_schema(table: &str) -> SchemaRef {
     ]))
 }
 
-fn batch(table: &str, rows: &[Row]) -> RecordBatch {
+/// A table's rows as one batch, without row ids.
+pub fn batch(table: &str, rows: &[Row]) -> RecordBatch {
     RecordBatch::try_new(
         table_schema(table),
         vec![
@@ -55,7 +56,7 @@ fn batch(table: &str, rows: &[Row]) -> RecordBatch {
     .unwrap()
 }
 
-fn id_of(table: &str) -> TableId {
+pub fn id_of(table: &str) -> TableId {
     TableId(if table == "t" { 1 } else { 2 })
 }
 
@@ -100,25 +101,7 @@ impl Harness {
     }
 
     fn planned(sql: &str, multiset_set_ops: bool) -> Self {
-        let ctx = query::new_context().unwrap();
-        for name in ["t", "u"] {
-            let schema = table_schema(name);
-            let data = TableData::try_new(&schema, &[]).unwrap();
-            let provider = StoredTable::new(
-                id_of(name),
-                schema,
-                Arc::new(RwLock::new(data)),
-                HashMap::new(),
-            );
-            ctx.register_table(name, Arc::new(provider)).unwrap();
-        }
-        let root = runtime().block_on(async {
-            let plan = ctx.state().create_logical_plan(sql).await.unwrap();
-            crate::plan::build(&plan, &ctx.state(), multiset_set_ops)
-                .await
-                .unwrap()
-                .root
-        });
+        let (root, _) = dataflow(sql, multiset_set_ops);
         let mut harness = Harness {
             sql: sql.to_string(),
             root,
@@ -187,31 +170,69 @@ impl Harness {
 
     /// DataFusion's answer to the query over the accumulated input.
     pub fn expected(&self) -> Vec<String> {
-        let ctx = query::new_context().unwrap();
-        for name in ["t", "u"] {
-            let schema = table_schema(name);
-            let rows = match self.inputs.get(name) {
-                Some(parts) => ZBatch::concat(&schema, parts)
+        let contents: Vec<(&str, RecordBatch)> = ["t", "u"]
+            .into_iter()
+            .filter_map(|name| {
+                let parts = self.inputs.get(name)?;
+                let rows = ZBatch::concat(&table_schema(name), parts)
                     .unwrap()
                     .consolidate()
                     .unwrap()
                     .expand()
-                    .unwrap(),
-                None => RecordBatch::new_empty(schema.clone()),
-            };
-            let rows = RecordBatch::try_new(schema.clone(), rows.columns().to_vec()).unwrap();
-            let table = MemTable::try_new(schema, vec![vec![rows]]).unwrap();
-            ctx.register_table(name, Arc::new(table)).unwrap();
-        }
-        let batches = runtime()
-            .block_on(async { ctx.sql(&self.sql).await.unwrap().collect().await.unwrap() });
-        let mut lines: Vec<String> = batches.iter().flat_map(row_lines).collect();
-        lines.sort();
-        lines
+                    .unwrap();
+                Some((name, rows))
+            })
+            .collect();
+        batch_answer(&self.sql, &contents)
     }
 
     /// The accumulated output equals the batch answer.
     pub fn check(&self) {
         assert_eq!(self.output(), self.expected(), "query: {}", self.sql);
     }
+}
+
+/// The query planned into a dataflow exactly as a materialized view is,
+/// with the schema of its rows.
+pub fn dataflow(sql: &str, multiset_set_ops: bool) -> (Node, SchemaRef) {
+    let ctx = query::new_context().unwrap();
+    for name in ["t", "u"] {
+        let schema = table_schema(name);
+        let data = TableData::try_new(&schema, &[]).unwrap();
+        let provider = StoredTable::new(
+            id_of(name),
+            schema,
+            Arc::new(RwLock::new(data)),
+            HashMap::new(),
+        );
+        ctx.register_table(name, Arc::new(provider)).unwrap();
+    }
+    runtime().block_on(async {
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        let stream = crate::plan::build(&plan, &ctx.state(), multiset_set_ops)
+            .await
+            .unwrap();
+        (stream.root, stream.schema)
+    })
+}
+
+/// DataFusion's answer to the query over these contents of `t` and `u`
+/// (a table not given is empty), one line per row, sorted.
+pub fn batch_answer(sql: &str, contents: &[(&str, RecordBatch)]) -> Vec<String> {
+    let ctx = query::new_context().unwrap();
+    for name in ["t", "u"] {
+        let schema = table_schema(name);
+        let rows = contents
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, rows)| RecordBatch::try_new(schema.clone(), rows.columns().to_vec()).unwrap())
+            .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        let table = MemTable::try_new(schema, vec![vec![rows]]).unwrap();
+        ctx.register_table(name, Arc::new(table)).unwrap();
+    }
+    let batches =
+        runtime().block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() });
+    let mut lines: Vec<String> = batches.iter().flat_map(row_lines).collect();
+    lines.sort();
+    lines
 }
