@@ -100,6 +100,11 @@ pub enum Error {
     #[error("parameter \"{0}\" cannot be changed")]
     CantChangeParameter(String),
 
+    /// A relation that exists but cannot be read yet: a materialized view
+    /// still computing its first contents (55000).
+    #[error("{0}")]
+    NotReady(String),
+
     #[error("canceling statement due to statement timeout")]
     StatementTimeout,
 

@@ -94,6 +94,19 @@ async fn a_long_backfill_shows_progress_can_be_paused_and_misses_no_write() {
     .await;
     assert_eq!(state, vec!["backfilling"]);
 
+    // Another session reading it meanwhile is told to wait, and how far it is.
+    let error = admin
+        .simple_query("SELECT * FROM totals")
+        .await
+        .expect_err("a view still backfilling was read");
+    let error = error.as_db_error().expect("an ErrorResponse");
+    assert_eq!(error.code().code(), "55000");
+    assert!(
+        error.message().contains("0 of 20000 rows"),
+        "{}",
+        error.message()
+    );
+
     // The views that already run keep advancing while it waits.
     exec(&admin, "INSERT INTO other VALUES (1), (2), (3); FLUSH").await;
     assert_eq!(rows(&admin, "SELECT n FROM other_n").await, vec!["3"]);

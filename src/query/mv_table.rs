@@ -21,6 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::provider::{ReadEpoch, scan_chunks};
 use crate::catalog::MvId;
+use crate::error::Error;
 use crate::state::{Chunks, MvIndex, schema_with_rowid};
 use crate::stream::runtime::Runtime;
 
@@ -53,6 +54,30 @@ impl MvTable {
             runtime,
             index,
         }
+    }
+
+    /// The answer to a read of an MV whose first contents are still being
+    /// computed (another session's CREATE has not returned): it says how far
+    /// the backfill has come, so a person knows to wait rather than retry.
+    fn not_ready(&self) -> DataFusionError {
+        let progress = self
+            .runtime
+            .status()
+            .get(&self.id)
+            .and_then(|s| s.backfill.clone());
+        let how_far = match progress {
+            Some(p) if p.total > 0 => format!(
+                ": its backfill has read {} of {} rows ({}%)",
+                p.done,
+                p.total,
+                p.done.saturating_mul(100) / p.total
+            ),
+            _ => String::new(),
+        };
+        DataFusionError::External(Box::new(Error::NotReady(format!(
+            "materialized view \"{}\" is not ready yet{how_far}; it can be read once CREATE MATERIALIZED VIEW returns (progress in freshet_catalog.mv_progress)",
+            self.name
+        ))))
     }
 
     /// The key column a filter `column = literal` pins, and the value.
@@ -158,12 +183,11 @@ impl TableProvider for MvTable {
                 self.name
             )));
         }
-        let chunks = epoch.mvs.get(&self.id).cloned().ok_or_else(|| {
-            DataFusionError::Execution(format!(
-                "materialized view \"{}\" is not ready yet",
-                self.name
-            ))
-        })?;
+        let chunks = epoch
+            .mvs
+            .get(&self.id)
+            .cloned()
+            .ok_or_else(|| self.not_ready())?;
         let chunks = match self.lookup(filters, &chunks)? {
             Some(found) => Arc::new(found),
             None => chunks,

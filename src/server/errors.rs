@@ -59,6 +59,7 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::DuplicatePrepared(_) => "42P05",
         Error::InvalidParameter(_) => "22023",
         Error::CantChangeParameter(_) => "55P02",
+        Error::NotReady(_) => "55000",
         Error::StatementTimeout | Error::Cancelled => "57014",
         Error::TransactionAborted => "25P02",
         Error::LockNotAvailable(_) => "55P03",
@@ -79,13 +80,17 @@ fn classify_datafusion(error: &DataFusionError) -> (&'static str, String) {
             classify_datafusion(&errors[0])
         }
         DataFusionError::ArrowError(e, _) => classify_arrow(e),
-        DataFusionError::External(e) => match e.downcast_ref::<ArrowError>() {
-            Some(arrow) => classify_arrow(arrow),
-            None => match e.downcast_ref::<DataFusionError>() {
-                Some(inner) => classify_datafusion(inner),
-                None => ("XX000", e.to_string()),
-            },
-        },
+        DataFusionError::External(e) => {
+            if let Some(arrow) = e.downcast_ref::<ArrowError>() {
+                classify_arrow(arrow)
+            } else if let Some(inner) = e.downcast_ref::<DataFusionError>() {
+                classify_datafusion(inner)
+            } else if let Some(ours) = e.downcast_ref::<Error>() {
+                classify(ours)
+            } else {
+                ("XX000", e.to_string())
+            }
+        }
         DataFusionError::SQL(e, _) => ("42601", e.to_string()),
         DataFusionError::SchemaError(e, _) => match e.as_ref() {
             SchemaError::FieldNotFound { field, .. } => (

@@ -30,11 +30,12 @@ pub use snapshot::{Chunks, EpochSnapshot, Published};
 pub use table::{ROWID_COLUMN, TableData, schema_with_rowid};
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wal::{Op, Wal, WalError};
+use wal::{Op, TableEntries, Wal, WalError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -61,6 +62,13 @@ pub struct Store {
 }
 
 const NEXT_ID_KEY: &[u8] = b"next_id";
+
+/// What a replay of the write-ahead log did.
+#[derive(Debug, Default, PartialEq)]
+struct Replayed {
+    applied: usize,
+    skipped: usize,
+}
 
 fn log_key(table: u64, seq: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
@@ -97,13 +105,14 @@ impl Store {
         let wal_dir = path.join("wal");
         let (ops, next_segment) = wal::recover(&wal_dir)?;
         let mut store = Self::with_db(db)?;
-        let replayed = ops.len();
-        for op in &ops {
-            store.apply(op)?;
-        }
+        let replayed = store.replay(&ops)?;
         make_durable(&store.db, path).map_err(WalError::Io)?;
-        if replayed > 0 {
-            tracing::info!(records = replayed, "replayed the write-ahead log");
+        if !ops.is_empty() {
+            tracing::info!(
+                records = ops.len(),
+                applied = replayed.applied,
+                "replayed the write-ahead log"
+            );
         }
         let db = store.db.clone();
         let dir: PathBuf = path.to_path_buf();
@@ -152,6 +161,125 @@ impl Store {
             wal.append(&record);
         }
         Ok(())
+    }
+
+    /// Brings sled to the log's state, writing only what sled lacks. A
+    /// record whose every key a later record overwrites (a put or removal
+    /// of the same catalog key, a rewrite of the same table's log) is
+    /// skipped, and so is one sled already holds: nothing reads sled during
+    /// the replay, so the end state is the log's either way. Why not apply
+    /// everything: rewriting what sled holds churns its segments, and a
+    /// burst of that at start can deadlock sled 0.34 (a tip bump under its
+    /// segment mutex waits for a file truncation queued behind I/O tasks
+    /// that wait for that mutex).
+    fn replay(&self, ops: &[Op<'_>]) -> Result<Replayed, StorageError> {
+        let mut last_rewrite = HashMap::new();
+        let mut last_catalog = HashMap::new();
+        let mut last_next_id = None;
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Append(_) => {}
+                Op::Rewrite { table, .. } => {
+                    last_rewrite.insert(*table, i);
+                }
+                Op::PutCatalog { key, .. } | Op::RemoveCatalog(key) => {
+                    last_catalog.insert(key.as_ref(), i);
+                }
+                Op::NextId(_) => last_next_id = Some(i),
+            }
+        }
+        let overwritten = |last: Option<&usize>, i: usize| last.is_some_and(|&last| last > i);
+        let mut replayed = Replayed::default();
+        for (i, op) in ops.iter().enumerate() {
+            let live = match op {
+                Op::Append(tables) => {
+                    let kept: Vec<TableEntries> = tables
+                        .iter()
+                        .filter(|(table, ..)| !overwritten(last_rewrite.get(table), i))
+                        .cloned()
+                        .collect();
+                    (!kept.is_empty()).then_some(Op::Append(Cow::Owned(kept)))
+                }
+                Op::Rewrite { table, .. } => {
+                    (!overwritten(last_rewrite.get(table), i)).then(|| op.clone())
+                }
+                Op::PutCatalog { key, .. } | Op::RemoveCatalog(key) => {
+                    (!overwritten(last_catalog.get(key.as_ref()), i)).then(|| op.clone())
+                }
+                Op::NextId(next) => {
+                    self.next_id.fetch_max(*next, Ordering::AcqRel);
+                    (!overwritten(last_next_id.as_ref(), i)).then(|| op.clone())
+                }
+            };
+            match live {
+                Some(op) if !self.holds(&op, &ops[i + 1..])? => {
+                    self.apply(&op)?;
+                    replayed.applied += 1;
+                }
+                _ => replayed.skipped += 1,
+            }
+        }
+        Ok(replayed)
+    }
+
+    /// Whether applying `op`, and then the records `after` it, would leave
+    /// sled as it is. Only a rewrite needs `after`: sled may hold the
+    /// appends that follow it as well as its entries.
+    fn holds(&self, op: &Op<'_>, after: &[Op<'_>]) -> Result<bool, StorageError> {
+        Ok(match op {
+            Op::Append(tables) => {
+                for (table, first_seq, entries) in tables.iter() {
+                    for (i, entry) in entries.iter().enumerate() {
+                        let key = log_key(*table, first_seq + i as u64);
+                        if self.log.get(key)?.as_deref() != Some(entry.as_slice()) {
+                            return Ok(false);
+                        }
+                    }
+                }
+                true
+            }
+            Op::Rewrite {
+                table,
+                first_seq,
+                entries,
+            } => {
+                let mut wanted: BTreeMap<u64, &[u8]> = entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| (first_seq + i as u64, entry.as_slice()))
+                    .collect();
+                for later in after {
+                    if let Op::Append(tables) = later {
+                        for (_, first, appended) in tables.iter().filter(|(t, ..)| t == table) {
+                            for (i, entry) in appended.iter().enumerate() {
+                                wanted.insert(first + i as u64, entry.as_slice());
+                            }
+                        }
+                    }
+                }
+                let mut held = BTreeMap::new();
+                for found in self
+                    .log
+                    .range(log_key(*table, 0)..=log_key(*table, u64::MAX))
+                {
+                    let (key, value) = found?;
+                    let seq = u64::from_be_bytes(key[8..16].try_into().unwrap_or_default());
+                    held.insert(seq, value);
+                }
+                held.len() == wanted.len()
+                    && held
+                        .iter()
+                        .zip(&wanted)
+                        .all(|((a, x), (b, y))| a == b && x.as_ref() == *y)
+            }
+            Op::PutCatalog { key, value } => {
+                self.catalog.get(key.as_bytes())?.as_deref() == Some(value.as_ref())
+            }
+            Op::RemoveCatalog(key) => !self.catalog.contains_key(key.as_bytes())?,
+            Op::NextId(next) => {
+                self.meta.get(NEXT_ID_KEY)?.as_deref() == Some(next.to_be_bytes().as_slice())
+            }
+        })
     }
 
     fn apply(&self, op: &Op<'_>) -> Result<(), StorageError> {
@@ -330,6 +458,68 @@ mod tests {
         store.drop_table_log(1).unwrap();
         assert!(store.table_changes(1).unwrap().is_empty());
         assert_eq!(store.logged_tables().unwrap(), vec![2]);
+    }
+
+    /// Catalog entries, and each table's log.
+    type Contents = (Vec<(String, Vec<u8>)>, Vec<(u64, Vec<(u64, Vec<u8>)>)>);
+
+    /// Everything a store holds, to compare two stores.
+    fn contents(store: &Store) -> Contents {
+        let tables = store
+            .logged_tables()
+            .unwrap()
+            .into_iter()
+            .map(|t| (t, store.table_changes(t).unwrap()))
+            .collect();
+        (store.catalog_entries().unwrap(), tables)
+    }
+
+    #[test]
+    fn a_replay_applies_only_what_sled_lost_and_ends_in_the_logs_state() {
+        let ops = vec![
+            Op::PutCatalog {
+                key: "table/t".into(),
+                value: Cow::Borrowed(b"def"),
+            },
+            Op::Append(Cow::Owned(vec![(7, 0, vec![b"a".to_vec(), b"b".to_vec()])])),
+            Op::Rewrite {
+                table: 7,
+                first_seq: 2,
+                entries: Cow::Owned(vec![b"ab".to_vec()]),
+            },
+            Op::Append(Cow::Owned(vec![
+                (7, 3, vec![b"c".to_vec()]),
+                (8, 0, vec![b"x".to_vec()]),
+            ])),
+            Op::RemoveCatalog("table/t".into()),
+            Op::PutCatalog {
+                key: "table/u".into(),
+                value: Cow::Borrowed(b"def2"),
+            },
+            Op::NextId(9),
+        ];
+        let full = Store::in_memory().unwrap();
+        for op in &ops {
+            full.apply(op).unwrap();
+        }
+        // A sled that kept everything: nothing is written again.
+        assert_eq!(
+            full.replay(&ops).unwrap(),
+            Replayed {
+                applied: 0,
+                skipped: ops.len()
+            }
+        );
+        // A sled that kept only a prefix, as after a crash.
+        for kept in 0..ops.len() {
+            let partial = Store::in_memory().unwrap();
+            for op in &ops[..kept] {
+                partial.apply(op).unwrap();
+            }
+            partial.replay(&ops).unwrap();
+            assert_eq!(contents(&partial), contents(&full), "kept {kept}");
+            assert!(partial.next_id().unwrap() >= 9);
+        }
     }
 
     #[tokio::test]

@@ -62,6 +62,24 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// Every thread's stack of a process that hangs, by gdb when the machine
+/// has it: what a hang in CI needs to be understood.
+fn stacks_of(pid: u32) -> String {
+    match Command::new("gdb")
+        .args([
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+            "-p",
+            &pid.to_string(),
+        ])
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(e) => format!("(gdb did not run: {e})"),
+    }
+}
+
 fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -131,8 +149,9 @@ impl Server {
             }
             if server.child.try_wait().unwrap().is_none() {
                 panic!(
-                    "freshet did not answer on port {port}; log:\n{}",
-                    read_log(&server.log)
+                    "freshet did not answer on port {port}; log:\n{}\nits threads:\n{}",
+                    read_log(&server.log),
+                    stacks_of(server.child.id())
                 );
             }
         }
