@@ -129,6 +129,15 @@ pub enum Error {
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 
+    /// The client ended a COPY FROM with CopyFail (psql on Ctrl-C).
+    #[error("COPY from stdin failed: {0}")]
+    CopyFailed(String),
+
+    /// An error in the data of a COPY: `context` says where (PostgreSQL's
+    /// CONTEXT field: `COPY t, line 3, column id: "x"`).
+    #[error("{error}")]
+    InCopy { error: Box<Error>, context: String },
+
     /// A broken invariant inside Freshet: a bug, please report it.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1135,3 +1135,53 @@ async fn plain_views_and_the_views_over_them_survive_kill_9() {
     drop(client);
     server.kill_9();
 }
+
+/// An MV whose rebuild fails at start (its data now overflows) does not
+/// keep the server from starting: it reports its error, the others run,
+/// and it can be dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_that_fails_to_rebuild_does_not_stop_the_start() {
+    let scratch = Scratch::new("mv-fails-at-start");
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    exec(
+        &client,
+        "CREATE TABLE ov (id int PRIMARY KEY, y bigint);
+         CREATE MATERIALIZED VIEW ov_sum AS SELECT sum(y) AS s FROM ov;
+         CREATE MATERIALIZED VIEW ov_n AS SELECT count(*) AS n FROM ov;
+         INSERT INTO ov VALUES (1, 9000000000000000000), (2, 9000000000000000000);
+         FLUSH;",
+    )
+    .await;
+    drop(client);
+    server.kill_9();
+
+    let server = Server::start(&scratch).await;
+    let client = server.connect().await;
+    assert_eq!(rows(&client, "SELECT n FROM ov_n").await, vec!["2"]);
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT name, state FROM freshet_catalog.mv_status ORDER BY name"
+        )
+        .await,
+        vec!["ov_n|running", "ov_sum|failed"]
+    );
+    let error = client
+        .simple_query("SELECT * FROM ov_sum")
+        .await
+        .expect_err("a failed view was read");
+    let message = error.as_db_error().expect("an ErrorResponse").message();
+    assert!(
+        message.contains("could not be rebuilt at start"),
+        "{message}"
+    );
+    exec(
+        &client,
+        "DROP MATERIALIZED VIEW ov_sum; INSERT INTO ov VALUES (3, 1); FLUSH",
+    )
+    .await;
+    assert_eq!(rows(&client, "SELECT n FROM ov_n").await, vec!["3"]);
+    drop(client);
+    server.kill_9();
+}

@@ -561,3 +561,183 @@ async fn psql_lists_and_describes_materialized_views() {
          public|totals|materialized view|postgres\n"
     );
 }
+
+// psql's \copy: a CSV file read with `\copy t FROM 'file'`, rows sent inline
+// from the script, and `\copy (SELECT ...) TO STDOUT`, as psql prints them
+// against PostgreSQL 15.
+
+/// Writes `text` to a fresh file with `extension` under the temp directory.
+fn temp_file(text: &str, extension: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "freshet-psql-copy-{}-{}.{extension}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Writes a psql script to a fresh file under the temp directory.
+const ITEMS_CSV: &str = "id,name,price,added\n\
+1,\"Widget, large\",12.50,2024-01-02\n\
+2,\"say \"\"cheese\"\"\",0.99,\n\
+3,,100,2023-12-31\n\
+4,\"two\nlines\",7.125,2024-02-29\n";
+
+/// The script, with FILE standing for the CSV file's path. The `\copy ...
+/// FROM STDIN` reads the lines after it, up to `\.`, from the script.
+const ITEMS_SCRIPT: &str = "\
+CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(8,2), added date);
+\\copy items FROM 'FILE' WITH (FORMAT csv, HEADER)
+SELECT count(*) AS n, sum(price) AS total FROM items;
+\\copy (SELECT id, name, price, added FROM items ORDER BY id) TO STDOUT WITH CSV
+\\copy items (id, name) FROM STDIN
+5\tfrom the script
+6\t\\N
+\\.
+\\copy (SELECT id, name IS NULL AS no_name, price FROM items WHERE id >= 3 ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)
+\\copy items TO STDOUT
+SELECT id, name, price, added FROM items ORDER BY id;
+";
+
+/// psql's output for ITEMS_SCRIPT against PostgreSQL 15. (psql prints no
+/// `COPY n` for a `\copy ... TO STDOUT`.)
+const ITEMS_OUTPUT: &str = "\
+CREATE TABLE
+COPY 4
+ n | total  
+---+--------
+ 4 | 120.62
+(1 row)
+
+1,\"Widget, large\",12.50,2024-01-02
+2,\"say \"\"cheese\"\"\",0.99,
+3,,100.00,2023-12-31
+4,\"two
+lines\",7.13,2024-02-29
+COPY 2
+id,no_name,price
+3,t,100.00
+4,f,7.13
+5,f,
+6,t,
+1\tWidget, large\t12.50\t2024-01-02
+2\tsay \"cheese\"\t0.99\t\\N
+3\t\\N\t100.00\t2023-12-31
+4\ttwo\\nlines\t7.13\t2024-02-29
+5\tfrom the script\t\\N\t\\N
+6\t\\N\t\\N\t\\N
+ id |      name       | price  |   added    
+----+-----------------+--------+------------
+  1 | Widget, large   |  12.50 | 2024-01-02
+  2 | say \"cheese\"    |   0.99 | 
+  3 |                 | 100.00 | 2023-12-31
+  4 | two            +|   7.13 | 2024-02-29
+    | lines           |        | 
+  5 | from the script |        | 
+  6 |                 |        | 
+(6 rows)
+
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_copy_reads_a_csv_file_and_writes_csv_as_postgres_does() {
+    if !psql_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let csv = temp_file(ITEMS_CSV, "csv");
+    let file = script(&ITEMS_SCRIPT.replace("FILE", csv.to_str().unwrap()));
+    let output = psql(&server, &["-f", file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&csv);
+    assert_success(&output, "script");
+    assert_eq!(
+        stdout(&output),
+        ITEMS_OUTPUT,
+        "stderr:\n{}",
+        stderr(&output)
+    );
+    assert_eq!(stderr(&output), "");
+
+    // The rows are really there for another client.
+    let client = server.connect().await;
+    let rows = client
+        .query("SELECT id, name, price::text FROM items ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i32, Option<String>, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        got,
+        vec![
+            (1, some("Widget, large"), some("12.50")),
+            (2, some("say \"cheese\""), some("0.99")),
+            (3, None, some("100.00")),
+            (4, some("two\nlines"), some("7.13")),
+            (5, some("from the script"), None),
+            (6, None, None),
+        ]
+    );
+}
+
+/// A file with a bad line: psql reports PostgreSQL's error and CONTEXT,
+/// the script stops (exit status 3), and nothing of the file lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_copy_of_a_bad_file_stops_the_script_and_lands_nothing() {
+    if !psql_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let setup = psql(
+        &server,
+        &[
+            "-c",
+            "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(8,2), added date)",
+            "-c",
+            "INSERT INTO items VALUES (1, 'kept', 1.00, '2024-01-01')",
+        ],
+    )
+    .await;
+    assert_success(&setup, "setup");
+    let csv = temp_file(
+        "id,name,price,added\n\
+         10,ok,1.00,2024-01-01\n\
+         11,fine,2.00,2024-01-01\n\
+         eleven,bad,3.00,2024-01-01\n\
+         13,never,4.00,2024-01-01\n",
+        "csv",
+    );
+    let file = script(&format!(
+        "\\copy items FROM '{}' WITH (FORMAT csv, HEADER)\nSELECT 'not reached';\n",
+        csv.to_str().unwrap()
+    ));
+    let output = psql(&server, &["-f", file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(&csv);
+    // psql exits with 3 when ON_ERROR_STOP stops a script.
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "psql:{}:1: ERROR:  invalid input syntax for type integer: \"eleven\"\n\
+             CONTEXT:  COPY items, line 4, column id: \"eleven\"\n",
+            file.to_str().unwrap()
+        )
+    );
+    let _ = std::fs::remove_file(&file);
+
+    let count = psql(&server, &["-A", "-t", "-c", "SELECT count(*) FROM items"]).await;
+    assert_success(&count, "count");
+    assert_eq!(stdout(&count), "1\n");
+}

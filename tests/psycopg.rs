@@ -43,16 +43,14 @@ fn psycopg_available() -> bool {
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psycopg_smoke_script_passes() {
-    if !psycopg_available() {
-        return;
-    }
-    let server = TestServer::start().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/psycopg_smoke.py");
+/// Runs `tests/python/<script> HOST PORT` against `server`: it must exit
+/// cleanly, report no FAIL, end with ALL OK and have run at least
+/// `checks` checks (a script that stopped early has fewer "ok" lines).
+async fn run_script(server: &TestServer, script: &str, checks: usize) {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut command = Command::new(python());
     command
-        .arg(script)
+        .arg(path)
         .arg(server.addr.ip().to_string())
         .arg(server.addr.port().to_string())
         .env_remove("PGOPTIONS")
@@ -65,15 +63,24 @@ async fn psycopg_smoke_script_passes() {
     let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
     assert!(
         output.status.success() && failures.is_empty(),
-        "psycopg_smoke.py exited with {:?}; failed checks:\n{}\n\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        "{script} exited with {:?}; failed checks:\n{}\n\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status.code(),
         failures.join("\n")
     );
     assert_eq!(stdout.lines().last(), Some("ALL OK"), "stdout:\n{stdout}");
+    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(passed >= checks, "only {passed} checks ran:\n{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_smoke_script_passes() {
+    if !psycopg_available() {
+        return;
+    }
+    let server = TestServer::start().await;
     // The script's checks all ran (a script that stopped early would have
     // fewer "ok" lines).
-    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert!(passed >= 63, "only {passed} checks ran:\n{stdout}");
+    run_script(&server, "psycopg_smoke.py", 63).await;
 
     // What the script committed is there for another client.
     let client = server.connect().await;
@@ -115,5 +122,67 @@ async fn psycopg_smoke_script_passes() {
             ("bob".to_string(), 2),
             ("cy".to_string(), 1)
         ]
+    );
+}
+
+/// psycopg 3's COPY (`tests/python/psycopg_copy.py`): `write_row`,
+/// `rows()`/`read_row()` with `set_types`, raw CSV `write()`, errors and
+/// transactions, as psycopg gives them against PostgreSQL 15.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_copy_script_passes() {
+    if !psycopg_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    // All of the script's checks ran (39 against PostgreSQL 15).
+    run_script(&server, "psycopg_copy.py", 39).await;
+
+    // What the script's COPYs wrote is there for another client, and what
+    // it rejected or rolled back is not.
+    let client = server.connect().await;
+    let ids: Vec<i32> = client
+        .query("SELECT id FROM items ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 10, 11, 12, 13, 14]);
+    let notes: Vec<Option<String>> = client
+        .query(
+            "SELECT note FROM items WHERE id IN (1, 2, 3) ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        notes,
+        vec![
+            Some("tab\there".to_string()),
+            Some("line one\nline two \\ back".to_string()),
+            None
+        ]
+    );
+    let bulk = client
+        .query_one("SELECT count(*), sum(id)::text FROM bulk", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (bulk.get::<_, i64>(0), bulk.get::<_, String>(1)),
+        (20_000, "199990000".to_string())
+    );
+    let ledger: Vec<(i32, String)> = client
+        .query("SELECT id, amount::text FROM ledger ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        ledger,
+        vec![(3, "7.25".to_string()), (4, "0.75".to_string())]
     );
 }

@@ -160,7 +160,7 @@ impl Database {
     }
 
     /// Writes one statement's change: at once, or into the transaction.
-    async fn write(
+    pub(super) async fn write(
         &self,
         live: Arc<LiveTable>,
         deleted: Vec<u64>,

@@ -46,6 +46,7 @@ use crate::state::{Store, TableChange, TableData};
 use crate::stream::runtime::{Message, Runtime};
 
 mod commit;
+mod copy;
 mod ddl;
 mod mv;
 mod sequencer;
@@ -53,6 +54,7 @@ mod transaction;
 mod view;
 
 pub use commit::watch_commit;
+pub use copy::{CopyRecord, CopyTarget, copy_query};
 pub use transaction::Transaction;
 
 use commit::compact_log;
@@ -236,13 +238,25 @@ impl Database {
                 (Some(_), None) => false,
                 (None, None) => break,
             };
+            // One view or MV that no longer builds (its data overflows, a
+            // view it reads failed) must not keep the database from
+            // starting: it reports its error until it is dropped.
             if view_first {
-                if let Some(def) = views.next() {
-                    db.start_view(&def).await?;
+                if let Some(def) = views.next()
+                    && let Err(e) = db.start_view(&def).await
+                {
+                    tracing::error!(view = %def.name, error = %e, "view could not be planned at start");
                 }
-            } else if let Some(def) = mvs.next() {
+            } else if let Some(def) = mvs.next()
                 // Until checkpoints exist, an MV is rebuilt from its inputs.
-                db.start_mv(&def).await?;
+                && let Err(e) = db.start_mv(&def).await
+            {
+                tracing::error!(view = %def.name, error = %e, "materialized view could not be rebuilt at start");
+                db.runtime.mark_failed(
+                    def.id,
+                    &def.name,
+                    format!("it could not be rebuilt at start: {e}"),
+                );
             }
         }
         Ok(Arc::new(db))

@@ -4,7 +4,7 @@
 pub mod dml;
 mod mv_table;
 mod pg_attribute;
-mod pg_compat;
+pub(crate) mod pg_compat;
 mod pg_numeric;
 mod provider;
 pub mod show;

@@ -167,6 +167,14 @@ impl AggregateUDFImpl for Avg {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        // DataFusion plans a lone avg(DISTINCT x) as a grouping first; next
+        // to other aggregates it asks for a distinct accumulator, which this
+        // is not: refuse rather than average the duplicates too.
+        if args.is_distinct {
+            return Err(DataFusionError::NotImplemented(
+                "avg(DISTINCT ...) together with other aggregates is not supported yet".into(),
+            ));
+        }
         let input = args.expr_fields[0].data_type();
         Ok(match scale_of(input) {
             Some(scale) => Box::new(NumericAvg {

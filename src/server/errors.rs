@@ -31,6 +31,10 @@ pub fn error_info(error: &Error) -> ErrorInfo {
             info.table = Some(table.clone());
             info.column = Some(column.clone());
         }
+        Error::InCopy { error, context } => {
+            info = error_info(error);
+            info.where_context = Some(context.clone());
+        }
         _ => {}
     }
     info
@@ -60,12 +64,13 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::InvalidParameter(_) => "22023",
         Error::CantChangeParameter(_) => "55P02",
         Error::NotReady(_) => "55000",
-        Error::StatementTimeout | Error::Cancelled => "57014",
+        Error::StatementTimeout | Error::Cancelled | Error::CopyFailed(_) => "57014",
         Error::TransactionAborted => "25P02",
         Error::LockNotAvailable(_) => "55P03",
         Error::Storage(_) => "58030",
         Error::Internal(_) => "XX000",
         Error::DataFusion(e) => return classify_datafusion(e),
+        Error::InCopy { error, .. } => return classify(error),
     };
     (code, message)
 }
@@ -204,11 +209,29 @@ fn classify_message(message: &str) -> Option<(&'static str, String)> {
             ),
         ));
     }
-    if let Some(rest) = message.split("Cannot cast string '").nth(1) {
+    if let Some(rest) = message
+        .split("Cannot cast string '")
+        .nth(1)
+        .or_else(|| message.split("Cannot cast value '").nth(1))
+    {
         let (value, target) = rest.split_once("' to value of ")?;
         let target = target.trim_end_matches(" type").trim();
         if is_datetime(target) && shaped_like_date(value) {
             return Some(out_of_range_date(value));
+        }
+        // Digits that do not fit: PostgreSQL says out of range, not syntax.
+        let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+        if target.starts_with("Int")
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Some((
+                "22003",
+                format!(
+                    "value \"{value}\" is out of range for type {}",
+                    pg_type_name(target)
+                ),
+            ));
         }
         let code = if is_datetime(target) {
             "22007"
@@ -222,6 +245,9 @@ fn classify_message(message: &str) -> Option<(&'static str, String)> {
                 pg_type_name(target)
             ),
         ));
+    }
+    if message.contains("too large to store in a Decimal") {
+        return Some(("22003", "numeric field overflow".into()));
     }
     if message.contains("too large to store in a Decimal")
         || message.contains("overflow")

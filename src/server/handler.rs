@@ -43,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::sql;
 
 pub struct Handler {
-    db: Arc<Database>,
+    pub(super) db: Arc<Database>,
     parser: Arc<StatementParser>,
 }
 
@@ -56,7 +56,7 @@ impl Handler {
     }
 
     /// The schema unqualified names resolve in, from the session's search_path.
-    fn schema<C: ClientInfo>(&self, client: &C) -> String {
+    pub(super) fn schema<C: ClientInfo>(&self, client: &C) -> String {
         self.db
             .search_path_schema(&session::setting(client, "search_path").unwrap_or_default())
     }
@@ -167,6 +167,9 @@ impl Handler {
             _ => {}
         }
         self.server_setting(statement)?;
+        if matches!(statement, Statement::Copy { .. }) {
+            return self.copy(client, statement).await;
+        }
         let slot = client
             .session_extensions()
             .get_or_insert_with(TxnSlot::default);
@@ -263,7 +266,7 @@ impl Handler {
 /// cancelled midway drops it, and the block is then aborted anyway (25P02
 /// until ROLLBACK), so nothing of it is ever committed.
 #[derive(Default)]
-struct TxnSlot(std::sync::Mutex<Option<Transaction>>);
+pub(super) struct TxnSlot(std::sync::Mutex<Option<Transaction>>);
 
 impl TxnSlot {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Transaction>> {
@@ -277,17 +280,17 @@ impl TxnSlot {
         self.lock().get_or_insert_with(Transaction::default);
     }
 
-    fn take(&self) -> Option<Transaction> {
+    pub(super) fn take(&self) -> Option<Transaction> {
         self.lock().take()
     }
 
-    fn put(&self, txn: Option<Transaction>) {
+    pub(super) fn put(&self, txn: Option<Transaction>) {
         *self.lock() = txn;
     }
 }
 
 /// RisingWave's `implicit_flush`: a write returns only once every MV shows it.
-fn implicit_flush<C: ClientInfo>(client: &C) -> bool {
+pub(super) fn implicit_flush<C: ClientInfo>(client: &C) -> bool {
     session::setting(client, "implicit_flush")
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "on" | "true" | "1" | "yes"))
 }
@@ -303,13 +306,13 @@ fn error_response(error: &Error) -> Response {
     Response::Error(Box::new(error_info(error)))
 }
 
-fn user_error(error: &Error) -> PgWireError {
+pub(super) fn user_error(error: &Error) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(error)))
 }
 
 /// Result fields with their PostgreSQL types (declared types included, see
 /// `params::pg_type`).
-fn fields_for(
+pub(super) fn fields_for(
     schema: &Schema,
     format: &Format,
     options: Arc<FormatOptions>,
@@ -333,7 +336,7 @@ fn fields_for(
 
 /// Gives result columns PostgreSQL's names where DataFusion's differ
 /// (`?column?`, `upper`, `int8`).
-fn rename_columns(schema: &SchemaRef, statement: &Statement) -> SchemaRef {
+pub(super) fn rename_columns(schema: &SchemaRef, statement: &Statement) -> SchemaRef {
     let Some(names) = sql::output_names(statement) else {
         return schema.clone();
     };

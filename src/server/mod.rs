@@ -6,6 +6,8 @@
 //! the middle of a result ends that task only.
 
 mod cancel;
+mod copy;
+mod copy_format;
 mod errors;
 mod handler;
 mod params;
@@ -96,6 +98,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.cancel.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.queries.clone()
     }
 }
 

@@ -187,6 +187,28 @@ impl Runtime {
         self.published.current()
     }
 
+    /// Records that an MV could not be built at start: reads of it and
+    /// `mv_status` report `reason` until it is dropped, and the rest of
+    /// the database runs.
+    pub fn mark_failed(&self, id: MvId, name: &str, reason: String) {
+        let mut status = match self.status.lock() {
+            Ok(status) => status,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        status.insert(
+            id,
+            MvStatus {
+                name: name.to_string(),
+                rows: 0,
+                row_errors: 0,
+                last_error: None,
+                failed: Some(reason),
+                epoch: 0,
+                backfill: None,
+            },
+        );
+    }
+
     pub fn status(&self) -> HashMap<MvId, MvStatus> {
         match self.status.lock() {
             Ok(status) => status.clone(),
