@@ -14,7 +14,7 @@ use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use common::TestServer;
+use common::{TestServer, text_rows};
 
 /// The SQLSTATE of a server error; panics (with the error) on anything else.
 fn sqlstate(error: &tokio_postgres::Error) -> String {
@@ -22,25 +22,6 @@ fn sqlstate(error: &tokio_postgres::Error) -> String {
         Some(code) => code.code().to_string(),
         None => panic!("expected a server error with a SQLSTATE, got: {error:?}"),
     }
-}
-
-/// Rows of a simple-protocol (text format) query, NULL as `None`.
-async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The single value of a one-row, one-column text query.

@@ -16,9 +16,9 @@ use std::pin::pin;
 
 use bytes::Bytes;
 use futures::{SinkExt, TryStreamExt};
-use tokio_postgres::{Client, CopyInSink, Error, SimpleQueryMessage};
+use tokio_postgres::{Client, CopyInSink, Error};
 
-use common::TestServer;
+use common::{TestServer, text_rows as rows};
 
 /// Runs `sql` (a COPY ... FROM STDIN), sends `data` as one piece, and
 /// returns the row count the server answers, or the error of any step.
@@ -61,25 +61,6 @@ fn sorted_lines(text: &str) -> Vec<&str> {
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort_unstable();
     lines
-}
-
-/// The rows of a query as text, NULL as None (simple protocol).
-async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Expected rows, written as string slices.

@@ -70,13 +70,7 @@ impl Database {
         let Some(rows) = query::values::literal_rows(insert, &def) else {
             return Ok(None);
         };
-        let Some(live) = self
-            .tables
-            .read()
-            .expect("tables lock poisoned")
-            .get(&def.id)
-            .cloned()
-        else {
+        let Some(live) = self.live_by_id(def.id) else {
             return Ok(None);
         };
         let count = rows.num_rows();
@@ -85,6 +79,15 @@ impl Database {
             tag: "INSERT".into(),
             rows: Some(count),
         }))
+    }
+
+    /// The live table with `id`, if it has not been dropped.
+    pub(super) fn live_by_id(&self, id: TableId) -> Option<Arc<LiveTable>> {
+        self.tables
+            .read()
+            .expect("tables lock poisoned")
+            .get(&id)
+            .cloned()
     }
 
     /// The live table whose contents a planned scan reads. Matching by the

@@ -134,11 +134,7 @@ impl Database {
             .ok_or_else(|| Error::UndefinedTable(target.table.clone()))?;
         let batch = self.copy_batch(&def, target, &records).await?;
         let live = self
-            .tables
-            .read()
-            .expect("tables lock poisoned")
-            .get(&def.id)
-            .cloned()
+            .live_by_id(def.id)
             .ok_or_else(|| Error::UndefinedTable(def.name.clone()))?;
         let count = batch.num_rows();
         if count > 0 {

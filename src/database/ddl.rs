@@ -104,11 +104,7 @@ impl Database {
         self.store.flush().await?;
         if let Some((_, batches)) = rows {
             let live = self
-                .tables
-                .read()
-                .expect("tables lock poisoned")
-                .get(&def.id)
-                .cloned()
+                .live_by_id(def.id)
                 .ok_or_else(|| Error::Internal("a created table is not live".into()))?;
             let guard = live.lock_writer().await?;
             let count = batches.iter().map(RecordBatch::num_rows).sum();
@@ -154,12 +150,7 @@ impl Database {
             // starts while it goes: an acknowledged write never lands in a
             // dropped table. A transaction holding the table gets
             // lock_timeout's answer, as it would from its own lock wait.
-            let live = self
-                .tables
-                .read()
-                .expect("tables lock poisoned")
-                .get(&id)
-                .cloned();
+            let live = self.live_by_id(id);
             let writer = match &live {
                 Some(live) => Some(
                     tokio::time::timeout(super::transaction::LOCK_TIMEOUT, live.lock_writer())
