@@ -1187,7 +1187,7 @@ async fn a_client_that_leaves_mid_result_does_not_hurt_the_server() {
     let reader = server.connect().await;
     let row = reader
         .query_one(
-            "SELECT count(*), sum(a.n * b.n) FROM generate_series(1, 500) AS a(n), generate_series(1, 400) AS b(n)",
+            "SELECT count(*), sum(a.n * b.n)::bigint FROM generate_series(1, 500) AS a(n), generate_series(1, 400) AS b(n)",
             &[],
         )
         .await
@@ -1710,7 +1710,7 @@ async fn concurrent_readers_never_see_half_a_committed_transfer() {
             while reads < MAX_READS && !done.load(std::sync::atomic::Ordering::SeqCst) {
                 let row = client
                     .query_one(
-                        "SELECT t.s, t.n, g.s, (SELECT sum(bal) FROM balances) \
+                        "SELECT t.s::bigint, t.n, g.s::bigint, (SELECT sum(bal) FROM balances)::bigint \
                          FROM acct_total t, grand g",
                         &[],
                     )
@@ -2136,7 +2136,7 @@ async fn a_view_created_during_concurrent_writes_misses_nothing_and_counts_nothi
         assert_eq!(from_view, from_query, "`{view}` differs from `{query}`");
     }
     let total = setup
-        .query_one("SELECT sum(n) FROM per_grp", &[])
+        .query_one("SELECT sum(n)::bigint FROM per_grp", &[])
         .await
         .unwrap()
         .get::<_, Option<i64>>(0);

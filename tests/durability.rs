@@ -1146,10 +1146,11 @@ async fn a_view_that_fails_to_rebuild_does_not_stop_the_start() {
     let client = server.connect().await;
     exec(
         &client,
-        "CREATE TABLE ov (id int PRIMARY KEY, y bigint);
+        "CREATE TABLE ov (id int PRIMARY KEY, y numeric(38,0));
          CREATE MATERIALIZED VIEW ov_sum AS SELECT sum(y) AS s FROM ov;
          CREATE MATERIALIZED VIEW ov_n AS SELECT count(*) AS n FROM ov;
-         INSERT INTO ov VALUES (1, 9000000000000000000), (2, 9000000000000000000);
+         INSERT INTO ov VALUES (1, 99999999999999999999999999999999999999),
+             (2, 99999999999999999999999999999999999999);
          FLUSH;",
     )
     .await;

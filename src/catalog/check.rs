@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
-use serde_json::Value;
 
+use super::json::{self, Json};
 use super::{ColumnType, TableDef};
 use crate::error::{Error, Result};
 
@@ -49,7 +49,7 @@ pub fn check_rows(def: &TableDef, rows: &RecordBatch) -> Result<RecordBatch> {
                 strings
                     .iter()
                     .map(|v| {
-                        v.map(|text| parse_json(text).map(|j| jsonb_text(&j)))
+                        v.map(|text| parse_json(text).map(|j| j.to_string()))
                             .transpose()
                     })
                     .collect::<Result<StringArray>>()?,
@@ -130,49 +130,11 @@ pub fn uuid_text(text: &str) -> Result<String> {
     ))
 }
 
-fn parse_json(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| Error::Data {
+fn parse_json(text: &str) -> Result<Json> {
+    json::parse(text).map_err(|e| Error::Data {
         code: "22P02",
-        message: format!("invalid input syntax for type json: {e}"),
+        message: e.0,
     })
-}
-
-/// jsonb's output form. Object keys come out shortest first, then bytewise,
-/// as PostgreSQL stores them; a repeated key keeps its last value.
-pub fn jsonb_text(value: &Value) -> String {
-    let mut out = String::new();
-    write_jsonb(value, &mut out);
-    out
-}
-
-fn write_jsonb(value: &Value, out: &mut String) {
-    match value {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_jsonb(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push_str(": ");
-                write_jsonb(item, out);
-            }
-            out.push('}');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
 }
 
 #[cfg(test)]

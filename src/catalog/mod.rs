@@ -8,6 +8,7 @@
 
 mod check;
 mod ddl;
+pub mod json;
 mod types;
 mod view;
 

@@ -217,7 +217,7 @@ impl Database {
     ) -> Result<ArrayRef> {
         let batches = self
             .ctx
-            .sql(&format!("SELECT {default}"))
+            .sql(&format!("SELECT {}", crate::sql::expression_sql(default)))
             .await?
             .collect()
             .await?;

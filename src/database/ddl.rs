@@ -90,7 +90,7 @@ impl Database {
         let state = self.ctx.state();
         for column in &def.columns {
             if let Some(sql) = &column.default {
-                state.create_logical_expr(sql, &DFSchema::empty())?;
+                state.create_logical_expr(&crate::sql::expression_sql(sql), &DFSchema::empty())?;
             }
         }
         let data = TableData::try_new(&def.arrow_schema(), &def.primary_key)?;

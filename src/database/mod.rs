@@ -308,7 +308,10 @@ impl Database {
             if let Some(sql) = &column.default {
                 defaults.insert(
                     column.name.clone(),
-                    state.create_logical_expr(sql, &DFSchema::empty())?,
+                    state.create_logical_expr(
+                        &crate::sql::expression_sql(sql),
+                        &DFSchema::empty(),
+                    )?,
                 );
             }
         }
@@ -352,6 +355,7 @@ impl Database {
         let mut statement = statement.clone();
         crate::sql::dedupe_projection(&mut statement);
         crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
+        crate::sql::rewrite_casts(&mut statement);
         Ok(state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?)

@@ -24,13 +24,14 @@ use std::sync::Arc;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::default_table_source::source_as_provider;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, JoinType};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{
     Aggregate, Distinct, Expr, FetchType, LogicalPlan, SkipType, SortExpr, Volatility,
 };
+use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::collect;
 
@@ -109,9 +110,28 @@ fn refuse(what: impl std::fmt::Display) -> Error {
 }
 
 impl Planner {
+    /// Integer `+`, `-` and `*` are checked: PostgreSQL raises "bigint out
+    /// of range" where DataFusion wraps, and an MV turns that error into a
+    /// NULL and a counted row error, never a wrapped number.
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         check_expr(expr)?;
-        Ok(self.session.create_physical_expr(expr.clone(), schema)?)
+        let physical = self.session.create_physical_expr(expr.clone(), schema)?;
+        Ok(physical
+            .transform_up(|e| {
+                Ok(match e.downcast_ref::<BinaryExpr>() {
+                    Some(binary) => Transformed::yes(Arc::new(
+                        BinaryExpr::new(
+                            binary.left().clone(),
+                            *binary.op(),
+                            binary.right().clone(),
+                        )
+                        .with_fail_on_overflow(true),
+                    )
+                        as Arc<dyn PhysicalExpr>),
+                    None => Transformed::no(e),
+                })
+            })?
+            .data)
     }
 
     fn sort_exprs(&self, exprs: &[SortExpr], schema: &DFSchema) -> Result<Vec<PhysicalSortExpr>> {

@@ -5,6 +5,7 @@ pub mod dml;
 mod mv_table;
 mod pg_attribute;
 pub(crate) mod pg_compat;
+mod pg_json;
 mod pg_numeric;
 mod provider;
 pub mod show;
@@ -81,10 +82,16 @@ pub fn new_context() -> Result<SessionContext> {
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
         .map_err(|e| *e)?;
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Avg::default()));
+    ctx.register_udaf(AggregateUDF::from(pg_numeric::Sum::default()));
     ctx.register_udf(pg_compat::JUSTIFY_HOURS.clone());
     ctx.register_udf(ScalarUDF::from(pg_compat::OctetLength::default()));
+    ctx.register_udf(ScalarUDF::from(pg_compat::PgTypeof::default()));
     ctx.add_analyzer_rule(Arc::new(pg_compat::PostgresCasts));
     ctx.register_expr_planner(Arc::new(pg_compat::IntervalArithmetic))?;
+    ctx.register_expr_planner(Arc::new(pg_json::JsonOperators))?;
+    for function in pg_json::FUNCTIONS.iter() {
+        ctx.register_udf(function.clone());
+    }
     let version = format!("PostgreSQL {} on Freshet", server_version());
     ctx.register_udf(create_udf(
         "version",

@@ -41,6 +41,8 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use std::sync::LazyLock;
 
+use crate::catalog::{ColumnType, PG_TYPE_KEY};
+
 #[derive(Debug, Default)]
 pub struct PostgresCasts;
 
@@ -290,6 +292,53 @@ fn rewrite_arithmetic(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
         })));
     }
     Ok(Transformed::no(expr))
+}
+
+/// `pg_typeof(x)`: the PostgreSQL name of the argument's type, read from
+/// its field (a table column's declared type) or else from its Arrow type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PgTypeof {
+    signature: Signature,
+}
+
+impl Default for PgTypeof {
+    fn default() -> Self {
+        PgTypeof {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let field = &args.arg_fields[0];
+        let declared = field.metadata().get(PG_TYPE_KEY).cloned();
+        let name = match declared {
+            Some(name) => name,
+            None if field.data_type() == &DataType::Null => "unknown".to_string(),
+            None => ColumnType::from_arrow(field.data_type())
+                .map(|ty| ty.pg_name())
+                .map_err(|e| DataFusionError::Plan(e.to_string()))?,
+        };
+        // A type modifier is not part of the type: numeric(10,2) is numeric.
+        let name = match name.split_once('(') {
+            Some((base, _)) => base.to_string(),
+            None => name,
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
 }
 
 /// `octet_length` of text or bytea, in bytes.

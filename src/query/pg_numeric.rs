@@ -1,4 +1,4 @@
-//! PostgreSQL's numeric division and `avg`.
+//! PostgreSQL's numeric division, `avg` and `sum`.
 //!
 //! PostgreSQL gives a numeric quotient at least 16 significant digits
 //! (`7.0 / 2` is `3.5000000000000000`, `avg(int)` is numeric too); DataFusion
@@ -7,10 +7,17 @@
 //! PostgreSQL. PostgreSQL chooses the scale from the quotient's magnitude
 //! (more decimals below 1, fewer above 10,000); a fixed 16 matches it for
 //! quotients from 1 to 9,999, the common case.
+//!
+//! `sum(bigint)` is numeric in PostgreSQL, so that a sum of bigints never
+//! overflows; DataFusion keeps it bigint and wraps. `Sum` sums bigints as
+//! `numeric(38,0)` and leaves every other input type to DataFusion's sum.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Decimal128Type, Field, FieldRef, Float64Type, Int64Type,
@@ -18,10 +25,13 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
+    Accumulator, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator, ReversedUDAF,
+    ScalarFunctionArgs, ScalarUDFImpl, SetMonotonicity, Signature, Volatility,
 };
+
+use crate::catalog::ColumnType;
 
 pub const RESULT_SCALE: i8 = 16;
 const RESULT_TYPE: DataType = DataType::Decimal128(38, RESULT_SCALE);
@@ -73,6 +83,216 @@ fn overflow() -> DataFusionError {
 
 fn divide_by_zero() -> DataFusionError {
     DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None)
+}
+
+/// `sum` with PostgreSQL's result types: smaller integers sum to bigint,
+/// bigint to numeric. The summing is DataFusion's: a bigint argument is
+/// coerced to `numeric(38,0)`, and smaller integers are widened to bigint
+/// inside the accumulator (`Widen`) rather than by a coerced cast, so that
+/// coercing an already coerced plan again (a view inside a query) cannot
+/// turn a sum of integers into a numeric one.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Sum {
+    inner: datafusion::functions_aggregate::sum::Sum,
+    signature: Signature,
+}
+
+impl Default for Sum {
+    fn default() -> Self {
+        Sum {
+            inner: datafusion::functions_aggregate::sum::Sum::new(),
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for Sum {
+    fn name(&self) -> &str {
+        "sum"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [input] = arg_types else {
+            return Err(DataFusionError::Plan(
+                "sum takes exactly one argument".into(),
+            ));
+        };
+        let coerced = match input {
+            DataType::Null => DataType::Int32,
+            DataType::Int8 | DataType::Int16 | DataType::Int32 => input.clone(),
+            DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => DataType::Decimal128(38, 0),
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
+            DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+            | DataType::Duration(_)
+            | DataType::Interval(_) => input.clone(),
+            DataType::Dictionary(_, value) => return self.coerce_types(&[(**value).clone()]),
+            other => {
+                let name = ColumnType::from_arrow(other)
+                    .map(|ty| ty.pg_name())
+                    .unwrap_or_else(|_| other.to_string());
+                return Err(DataFusionError::Plan(format!(
+                    "function sum({name}) does not exist"
+                )));
+            }
+        };
+        Ok(vec![coerced])
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types {
+            [t] if is_small_int(t) => Ok(DataType::Int64),
+            _ => self.inner.return_type(arg_types),
+        }
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let widen = widens(&args);
+        let inner = self.inner.accumulator(args)?;
+        Ok(if widen { Box::new(Widen(inner)) } else { inner })
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        self.inner.state_fields(args)
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        self.inner.groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let widen = widens(&args);
+        let inner = self.inner.create_groups_accumulator(args)?;
+        Ok(if widen { Box::new(Widen(inner)) } else { inner })
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let widen = widens(&args);
+        let inner = self.inner.create_sliding_accumulator(args)?;
+        Ok(if widen { Box::new(Widen(inner)) } else { inner })
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn set_monotonicity(&self, data_type: &DataType) -> SetMonotonicity {
+        self.inner.set_monotonicity(data_type)
+    }
+}
+
+fn is_small_int(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Int8 | DataType::Int16 | DataType::Int32
+    )
+}
+
+fn widens(args: &AccumulatorArgs) -> bool {
+    args.expr_fields
+        .first()
+        .is_some_and(|f| is_small_int(f.data_type()))
+}
+
+fn widen(values: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
+    values
+        .iter()
+        .map(|v| Ok(cast(v, &DataType::Int64)?))
+        .collect()
+}
+
+/// DataFusion's bigint sum fed smallint or integer values, cast on the way
+/// in; its state is already bigint.
+#[derive(Debug)]
+struct Widen<A: ?Sized>(Box<A>);
+
+impl Accumulator for Widen<dyn Accumulator> {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.update_batch(&widen(values)?)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.retract_batch(&widen(values)?)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.0.supports_retract_batch()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.merge_batch(states)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.0.state()
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.0.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+impl GroupsAccumulator for Widen<dyn GroupsAccumulator> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.0
+            .update_batch(&widen(values)?, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        self.0.evaluate(emit_to)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        self.0.state(emit_to)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.0.merge_batch(values, group_indices, total_num_groups)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        self.0.convert_to_state(&widen(values)?, opt_filter)
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
 }
 
 /// `numeric / numeric` (either side may be an integer).
@@ -156,6 +376,13 @@ impl AggregateUDFImpl for Avg {
             Some(scale) => DataType::Decimal128(38, scale),
             None => DataType::Float64,
         };
+        if args.is_distinct {
+            return Ok(vec![Arc::new(Field::new_list(
+                format!("{}[distinct]", args.name),
+                Field::new_list_field(sum, true),
+                true,
+            ))]);
+        }
         Ok(vec![
             Arc::new(Field::new(format!("{}[sum]", args.name), sum, true)),
             Arc::new(Field::new(
@@ -167,15 +394,13 @@ impl AggregateUDFImpl for Avg {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        // DataFusion plans a lone avg(DISTINCT x) as a grouping first; next
-        // to other aggregates it asks for a distinct accumulator, which this
-        // is not: refuse rather than average the duplicates too.
-        if args.is_distinct {
-            return Err(DataFusionError::NotImplemented(
-                "avg(DISTINCT ...) together with other aggregates is not supported yet".into(),
-            ));
-        }
         let input = args.expr_fields[0].data_type();
+        if args.is_distinct {
+            return Ok(Box::new(DistinctAvg {
+                scale: scale_of(input),
+                values: HashSet::new(),
+            }));
+        }
         Ok(match scale_of(input) {
             Some(scale) => Box::new(NumericAvg {
                 scale,
@@ -252,6 +477,102 @@ impl Accumulator for NumericAvg {
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
+    }
+}
+
+/// avg(DISTINCT x): the set of distinct values, averaged at the end.
+/// Values are kept as i128 at `scale` for integers and numerics, or as the
+/// bits of an f64 (`None` scale) with -0 folded into 0. DISTINCT is not
+/// allowed in window frames, so nothing is ever retracted.
+#[derive(Debug)]
+struct DistinctAvg {
+    scale: Option<i8>,
+    values: HashSet<i128>,
+}
+
+impl DistinctAvg {
+    fn list_type(&self) -> DataType {
+        match self.scale {
+            Some(scale) => DataType::Decimal128(38, scale),
+            None => DataType::Float64,
+        }
+    }
+
+    fn insert(&mut self, values: &ArrayRef) -> Result<()> {
+        let values = cast(values, &self.list_type())?;
+        match self.scale {
+            Some(_) => self
+                .values
+                .extend(values.as_primitive::<Decimal128Type>().iter().flatten()),
+            None => self.values.extend(
+                values
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .flatten()
+                    .map(|v| (v + 0.0).to_bits() as i128),
+            ),
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for DistinctAvg {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.insert(&values[0])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        for list in states[0].as_list::<i32>().iter().flatten() {
+            self.insert(&list)?;
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let values: ArrayRef = match self.scale {
+            Some(scale) => Arc::new(
+                Decimal128Array::from_iter_values(self.values.iter().copied())
+                    .with_precision_and_scale(38, scale)?,
+            ),
+            None => Arc::new(Float64Array::from_iter_values(
+                self.values.iter().map(|bits| f64::from_bits(*bits as u64)),
+            )),
+        };
+        Ok(vec![ScalarValue::List(Arc::new(
+            datafusion::common::utils::SingleRowListArrayBuilder::new(values).build_list_array(),
+        ))])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let count = self.values.len() as i128;
+        match self.scale {
+            Some(scale) => {
+                if count == 0 {
+                    return Ok(ScalarValue::Decimal128(None, 38, RESULT_SCALE));
+                }
+                let sum = self
+                    .values
+                    .iter()
+                    .try_fold(0i128, |sum, v| sum.checked_add(*v))
+                    .ok_or_else(overflow)?;
+                let quotient = divide(sum, scale, count, 0).ok_or_else(overflow)?;
+                Ok(ScalarValue::Decimal128(Some(quotient), 38, RESULT_SCALE))
+            }
+            None => {
+                let sum: f64 = self
+                    .values
+                    .iter()
+                    .map(|bits| f64::from_bits(*bits as u64))
+                    .sum();
+                Ok(ScalarValue::Float64(
+                    (count > 0).then(|| sum / count as f64),
+                ))
+            }
+        }
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.capacity() * std::mem::size_of::<i128>()
     }
 }
 

@@ -5,11 +5,13 @@
 //! Also the small helpers every layer needs to read names the way PostgreSQL
 //! does: unquoted identifiers fold to lower case, quoted ones keep theirs.
 
+mod casts;
 mod catalog_views;
 mod literal_insert;
 mod names;
 mod rewrite;
 
+pub use casts::{expression_sql, rewrite_casts};
 pub use names::{dedupe_projection, output_names};
 pub use rewrite::{ColumnDefaults, rewrite_dml};
 
