@@ -261,8 +261,8 @@ async fn timed(client: &Client, sql: &str) -> BenchResult<f64> {
     Ok(secs(start.elapsed()))
 }
 
-/// `sql`'s rows as text (simple protocol, so that PostgreSQL's numeric
-/// `sum(bigint)` and Freshet's bigint one read the same), and its time.
+/// `sql`'s rows as text (simple protocol, so that the two systems' answers
+/// compare whatever types their columns have), and its time.
 async fn text_rows(client: &Client, sql: &str) -> BenchResult<(Vec<Vec<String>>, f64)> {
     let start = Instant::now();
     let msgs = client.simple_query(sql).await.map_err(|e| failed(sql, e))?;

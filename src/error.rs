@@ -123,6 +123,24 @@ pub enum Error {
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
 
+    /// SAVEPOINT, RELEASE or ROLLBACK TO outside BEGIN ... COMMIT.
+    #[error("{0} can only be used in transaction blocks")]
+    NoTransactionBlock(&'static str),
+
+    #[error("savepoint \"{0}\" does not exist")]
+    UndefinedSavepoint(String),
+
+    /// A statement would change one row twice (ON CONFLICT DO UPDATE).
+    #[error("{0}")]
+    Cardinality(String),
+
+    #[error("column reference \"{0}\" is ambiguous")]
+    AmbiguousColumn(String),
+
+    /// An ON CONFLICT target that names no unique constraint.
+    #[error("{0}")]
+    InvalidColumnReference(String),
+
     #[error(transparent)]
     Storage(#[from] StorageError),
 

@@ -885,6 +885,43 @@ async fn set_and_show_session_settings() {
     assert_alive(&client).await;
 }
 
+/// `epoch_interval` and `backfill_rate_limit` belong to the server: a SET
+/// in one session shows in every other, also one that never SET them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_settings_show_in_every_session() {
+    let server = TestServer::start().await;
+    let setter = server.connect().await;
+    let other = server.connect().await;
+    let shown = |name: &'static str| {
+        let client = &other;
+        async move { text_value(client, &format!("SHOW {name}")).await }
+    };
+    assert!(
+        shown("epoch_interval")
+            .await
+            .is_some_and(|v| v.ends_with("ms")),
+        "a fresh session shows the epoch interval"
+    );
+    assert_eq!(
+        shown("backfill_rate_limit").await.as_deref(),
+        Some("default")
+    );
+    setter
+        .batch_execute("SET epoch_interval = '250ms'; SET backfill_rate_limit = 1000")
+        .await
+        .unwrap();
+    assert_eq!(shown("epoch_interval").await.as_deref(), Some("250ms"));
+    assert_eq!(shown("backfill_rate_limit").await.as_deref(), Some("1000"));
+    setter
+        .batch_execute("SET backfill_rate_limit = DEFAULT")
+        .await
+        .unwrap();
+    assert_eq!(
+        shown("backfill_rate_limit").await.as_deref(),
+        Some("default")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_restores_defaults() {
     // Connection poolers and drivers send RESET / RESET ALL between clients.

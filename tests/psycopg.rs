@@ -186,3 +186,18 @@ async fn psycopg_copy_script_passes() {
         vec![(3, "7.25".to_string()), (4, "0.75".to_string())]
     );
 }
+
+/// psycopg 3's nested `conn.transaction()` blocks and explicit savepoints
+/// in both protocols, with the status the driver sees after each step,
+/// jsonb parameters and results, and upserts with parameters
+/// (`tests/python/psycopg_savepoints.py`), as psycopg gives them against
+/// PostgreSQL 15.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_savepoints_script_passes() {
+    if !psycopg_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    // All of the script's checks ran (33 against PostgreSQL 15).
+    run_script(&server, "psycopg_savepoints.py", 33).await;
+}

@@ -339,7 +339,11 @@ pub(super) fn compact_log(store: &Store, def: &TableDef, data: &mut TableData) -
 
 /// A query result batch in the table's exact schema: same types (cast where
 /// the plan produced an equivalent type) and the table's field metadata.
-fn conform(batch: &RecordBatch, schema: &SchemaRef, def: &TableDef) -> Result<RecordBatch> {
+pub(super) fn conform(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    def: &TableDef,
+) -> Result<RecordBatch> {
     if batch.num_columns() != schema.fields().len() {
         return Err(Error::Internal(format!(
             "{} values for {} columns of \"{}\"",

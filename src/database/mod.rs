@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::catalog::SchemaProvider;
 use datafusion::common::DFSchema;
@@ -51,6 +51,7 @@ mod ddl;
 mod mv;
 mod sequencer;
 mod transaction;
+mod upsert;
 mod view;
 
 pub use commit::watch_commit;
@@ -170,6 +171,20 @@ impl Database {
                             c.views()
                                 .iter()
                                 .map(|v| (v.schema.clone(), v.name.clone(), format!(" {};", v.sql)))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+            },
+            {
+                let catalog = catalog.clone();
+                Arc::new(move || {
+                    catalog
+                        .read()
+                        .map(|c| {
+                            c.mvs()
+                                .iter()
+                                .map(|m| (m.schema.clone(), m.name.clone(), format!(" {};", m.sql)))
                                 .collect()
                         })
                         .unwrap_or_default()
@@ -356,6 +371,7 @@ impl Database {
         crate::sql::dedupe_projection(&mut statement);
         crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
         crate::sql::rewrite_casts(&mut statement);
+        crate::sql::rewrite_clauses(&mut statement);
         Ok(state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?)
@@ -420,6 +436,11 @@ impl Database {
                     .await?;
             }
             return Ok(Outcome::command(DmlKind::Truncate.tag()));
+        }
+        if let Statement::Insert(insert) = statement
+            && insert.on.is_some()
+        {
+            return self.execute_upsert(insert, schema, txn).await;
         }
         if let Statement::Insert(insert) = statement
             && let Some(outcome) = self
@@ -521,9 +542,29 @@ impl Database {
         }
         let state = self.state_for(&plan, txn.as_deref());
         let frame = DataFrame::new(state, plan);
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let logical = frame.schema().as_arrow().clone();
         let rows = frame.execute_stream().await?;
+        let schema = with_types_of(&logical, &rows.schema());
         Ok(Outcome::Rows { schema, rows })
+    }
+
+    /// The columns a plan's rows will have, before it runs (for Describe).
+    /// A plan straight from the SQL planner has not been through type
+    /// coercion yet, and its types can differ from the rows' (a CASE of an
+    /// integer and a numeric is an integer there, numeric after): the
+    /// analyzed plan's are the rows'. A plan the analyzer refuses keeps its
+    /// own; running it will report why.
+    pub fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        let state = self.ctx.state();
+        let analyzed =
+            state
+                .analyzer()
+                .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+        let logical = plan.schema().as_arrow();
+        match analyzed {
+            Ok(analyzed) => with_types_of(logical, analyzed.schema().as_arrow()),
+            Err(_) => Arc::new(logical.clone()),
+        }
     }
 
     /// The session state a plan runs in: one published epoch for every MV
@@ -638,6 +679,30 @@ impl Drop for Database {
             }
         }
     }
+}
+
+/// `logical`'s columns (names and declared types in metadata) with the
+/// data types of `actual`, the schema the rows really have.
+fn with_types_of(logical: &Schema, actual: &Schema) -> SchemaRef {
+    if logical.fields().len() != actual.fields().len() {
+        return Arc::new(actual.clone());
+    }
+    let fields: Vec<Field> = logical
+        .fields()
+        .iter()
+        .zip(actual.fields())
+        .map(|(l, a)| {
+            if l.data_type() == a.data_type() {
+                l.as_ref().clone()
+            } else {
+                l.as_ref().clone().with_data_type(a.data_type().clone())
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(
+        fields,
+        logical.metadata().clone(),
+    ))
 }
 
 #[cfg(test)]

@@ -412,6 +412,14 @@ impl Database {
         self.runtime.set_backfill_rate_limit(rows);
     }
 
+    pub fn epoch_interval(&self) -> std::time::Duration {
+        self.runtime.interval()
+    }
+
+    pub fn backfill_rate_limit(&self) -> Option<u64> {
+        self.runtime.backfill_rate_limit()
+    }
+
     /// Returns once every change acknowledged before it is visible in every MV.
     pub async fn flush(&self) -> Result<()> {
         self.runtime.flush().await?;

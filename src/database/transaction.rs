@@ -14,9 +14,18 @@
 //! Reads of materialized views inside a transaction see the last published
 //! epoch, not the transaction's own uncommitted writes.
 //!
+//! A SAVEPOINT records, per table written so far, how many changes it had
+//! and a fork of its data then (cheap: chunks are shared). ROLLBACK TO puts
+//! every table back to that point; a table first written after the
+//! savepoint goes back to the table's committed contents, which its held
+//! lock has kept unchanged. Locks taken after a savepoint stay held until
+//! the block ends, as in PostgreSQL.
+//!
 //! # Invariants
 //! - `pending[t].data` equals table t's contents when the lock was taken
 //!   with `pending[t].changes` applied in order.
+//! - For each savepoint and table t in it, `tables[t].1` equals table t's
+//!   contents with the first `tables[t].0` of `pending[t].changes` applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -46,9 +55,16 @@ struct Pending {
 /// Per table, its changes in order; what COMMIT writes.
 pub(super) type Changes = Vec<(Arc<LiveTable>, Vec<TableChange>)>;
 
+struct Savepoint {
+    name: String,
+    tables: BTreeMap<TableId, (usize, TableData)>,
+}
+
 #[derive(Default)]
 pub struct Transaction {
     pending: BTreeMap<TableId, Pending>,
+    /// Oldest first; a name may repeat (the latest one wins).
+    savepoints: Vec<Savepoint>,
 }
 
 impl Transaction {
@@ -93,12 +109,70 @@ impl Transaction {
         Ok(())
     }
 
+    /// The transaction's copy of a table it has entered.
+    pub(super) fn data(&self, table: TableId) -> Option<&TableData> {
+        self.pending.get(&table).map(|p| &p.data)
+    }
+
     /// The transaction's own view of the tables it wrote.
     pub(super) fn view(&self) -> HashMap<TableId, Chunks> {
         self.pending
             .iter()
             .map(|(id, p)| (*id, p.data.snapshot()))
             .collect()
+    }
+
+    pub fn savepoint(&mut self, name: &str) -> Result<()> {
+        let tables = self
+            .pending
+            .iter()
+            .map(|(id, p)| Ok((*id, (p.changes.len(), p.data.fork()?))))
+            .collect::<Result<_>>()?;
+        self.savepoints.push(Savepoint {
+            name: name.to_string(),
+            tables,
+        });
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Result<usize> {
+        self.savepoints
+            .iter()
+            .rposition(|s| s.name == name)
+            .ok_or_else(|| Error::UndefinedSavepoint(name.to_string()))
+    }
+
+    /// RELEASE SAVEPOINT: forgets it and every later one; changes stay.
+    pub fn release(&mut self, name: &str) -> Result<()> {
+        let at = self.find(name)?;
+        self.savepoints.truncate(at);
+        Ok(())
+    }
+
+    /// ROLLBACK TO SAVEPOINT: undoes every change since it. The savepoint
+    /// stays (it can be rolled back to again); later ones are forgotten.
+    pub fn rollback_to(&mut self, name: &str) -> Result<()> {
+        let at = self.find(name)?;
+        self.savepoints.truncate(at + 1);
+        let saved = &self.savepoints[at].tables;
+        for (id, pending) in self.pending.iter_mut() {
+            match saved.get(id) {
+                Some((count, data)) => {
+                    pending.changes.truncate(*count);
+                    pending.data = data.fork()?;
+                }
+                None => {
+                    pending.changes.clear();
+                    pending.data = pending
+                        .live
+                        .data
+                        .read()
+                        .expect("table lock poisoned")
+                        .fork()?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn is_empty(&self) -> bool {

@@ -45,12 +45,14 @@ pub fn server_version_num() -> u32 {
 }
 
 /// Makes `pg_catalog.pg_attribute` report the declared column types.
-/// Also makes `pg_class` report materialized views as such.
+/// Also makes `pg_class` report materialized views as such, and `pg_views`
+/// and `pg_matviews` list the views.
 pub fn declare_column_types(
     ctx: &SessionContext,
     declared: DeclaredColumns,
     materialized: MaterializedViews,
     views: PlainViews,
+    matviews: PlainViews,
 ) -> Result<()> {
     let Some(catalog) = ctx.catalog(DATABASE_NAME) else {
         return Ok(());
@@ -63,6 +65,7 @@ pub fn declare_column_types(
                 declared,
                 materialized,
                 views,
+                matviews,
             }),
         )?;
     }
@@ -83,6 +86,10 @@ pub fn new_context() -> Result<SessionContext> {
         .map_err(|e| *e)?;
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Avg::default()));
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Sum::default()));
+    // PostgreSQL's `variance` is the sample variance.
+    if let Ok(var_samp) = ctx.udaf("var_samp") {
+        ctx.register_udaf(var_samp.as_ref().clone().with_aliases(["variance"]));
+    }
     ctx.register_udf(pg_compat::JUSTIFY_HOURS.clone());
     ctx.register_udf(ScalarUDF::from(pg_compat::OctetLength::default()));
     ctx.register_udf(ScalarUDF::from(pg_compat::PgTypeof::default()));

@@ -34,7 +34,8 @@ pub type DeclaredColumns = Arc<dyn Fn(&str, &str) -> Option<Vec<(String, i32, i3
 /// Whether `schema.name` is a materialized view.
 pub type MaterializedViews = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
-/// Every plain view: (schema, name, definition), for `pg_views`.
+/// Every plain view (or every materialized view): (schema, name,
+/// definition), for `pg_views` (or `pg_matviews`).
 pub type PlainViews = Arc<dyn Fn() -> Vec<(String, String, String)> + Send + Sync>;
 
 pub struct PgCatalogWithDeclaredTypes {
@@ -42,6 +43,7 @@ pub struct PgCatalogWithDeclaredTypes {
     pub declared: DeclaredColumns,
     pub materialized: MaterializedViews,
     pub views: PlainViews,
+    pub matviews: PlainViews,
 }
 
 impl fmt::Debug for PgCatalogWithDeclaredTypes {
@@ -62,6 +64,11 @@ impl SchemaProvider for PgCatalogWithDeclaredTypes {
             && let Some(table) = &table
         {
             return Ok(Some(views_table(table.schema(), (self.views)())?));
+        }
+        if name == "pg_matviews"
+            && let Some(table) = &table
+        {
+            return Ok(Some(matviews_table(table.schema(), (self.matviews)())?));
         }
         if name == "pg_class"
             && let (Some(class), Some(namespace)) =
@@ -312,24 +319,67 @@ impl TableProvider for Classes {
     }
 }
 
+/// The (schema, name, definition) columns of `pg_views` and `pg_matviews`,
+/// and their owner.
+struct ViewColumns {
+    schema: Arc<dyn Array>,
+    name: Arc<dyn Array>,
+    owner: Arc<dyn Array>,
+    definition: Arc<dyn Array>,
+}
+
+impl ViewColumns {
+    fn new(views: &[(String, String, String)]) -> Self {
+        use datafusion::arrow::array::StringArray;
+        let column = |pick: fn(&(String, String, String)) -> &str| -> Arc<dyn Array> {
+            Arc::new(StringArray::from_iter_values(views.iter().map(pick)))
+        };
+        ViewColumns {
+            schema: column(|v| &v.0),
+            name: column(|v| &v.1),
+            owner: column(|_| super::DATABASE_NAME),
+            definition: column(|v| &v.2),
+        }
+    }
+}
+
+fn memory_table(schema: SchemaRef, columns: Vec<Arc<dyn Array>>) -> Result<Arc<dyn TableProvider>> {
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?))
+}
+
 /// `pg_views` over Freshet's plain views (the library's is always empty).
 fn views_table(
     schema: SchemaRef,
     views: Vec<(String, String, String)>,
 ) -> Result<Arc<dyn TableProvider>> {
-    use datafusion::arrow::array::StringArray;
-    let column = |pick: fn(&(String, String, String)) -> &str| -> Arc<dyn Array> {
-        Arc::new(StringArray::from_iter_values(views.iter().map(pick)))
-    };
-    let owner: Arc<dyn Array> = Arc::new(StringArray::from_iter_values(
-        views.iter().map(|_| super::DATABASE_NAME),
-    ));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![column(|v| &v.0), column(|v| &v.1), owner, column(|v| &v.2)],
-    )?;
-    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+    let c = ViewColumns::new(&views);
+    memory_table(schema, vec![c.schema, c.name, c.owner, c.definition])
+}
+
+/// `pg_matviews`: every MV is populated (a read waits out its backfill) and
+/// has an index, the one on its unique key that point lookups use.
+fn matviews_table(
+    schema: SchemaRef,
+    views: Vec<(String, String, String)>,
+) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::{BooleanArray, new_null_array};
+    let c = ViewColumns::new(&views);
+    let yes: Arc<dyn Array> = Arc::new(BooleanArray::from(vec![true; views.len()]));
+    let tablespace = new_null_array(schema.field(3).data_type(), views.len());
+    memory_table(
         schema,
-        vec![vec![batch]],
-    )?))
+        vec![
+            c.schema,
+            c.name,
+            c.owner,
+            tablespace,
+            yes.clone(),
+            yes,
+            c.definition,
+        ],
+    )
 }

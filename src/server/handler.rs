@@ -17,17 +17,24 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{Statement, Value, visit_expressions};
+use futures::future::{Either, select};
 use futures::{FutureExt, Sink, SinkExt, StreamExt, stream};
+use pgwire::api::copy;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
+};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
-use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::types::format::FormatOptions;
 use tokio::time::Instant;
@@ -67,6 +74,27 @@ impl Handler {
     /// pauses, DEFAULT lifts it) is RisingWave's, applied to every
     /// backfill, also one already running. The session also keeps the value
     /// it set, for SHOW.
+    /// `SHOW epoch_interval` and `SHOW backfill_rate_limit`: the server's
+    /// values, also in a session that never SET them.
+    fn show_server_setting(&self, statement: &Statement) -> Result<Option<Outcome>> {
+        let Statement::ShowVariable { variable } = statement else {
+            return Ok(None);
+        };
+        let [name] = variable.as_slice() else {
+            return Ok(None);
+        };
+        let name = sql::ident_name(name);
+        let value = match name.as_str() {
+            "epoch_interval" => format!("{}ms", self.db.epoch_interval().as_millis()),
+            "backfill_rate_limit" => self
+                .db
+                .backfill_rate_limit()
+                .map_or_else(|| "default".to_string(), |rows| rows.to_string()),
+            _ => return Ok(None),
+        };
+        session::shown(&name, &value).map(Some)
+    }
+
     fn server_setting(&self, statement: &Statement) -> Result<()> {
         let Statement::Set(datafusion::sql::sqlparser::ast::Set::SingleAssignment {
             variable,
@@ -120,7 +148,16 @@ impl Handler {
     {
         // After an error inside BEGIN, PostgreSQL ignores everything but the
         // end of the block; drivers rely on it (psycopg expects 25P02).
-        if client.transaction_status() == TransactionStatus::Error {
+        let aborted = client.transaction_status() == TransactionStatus::Error;
+        if aborted
+            && !matches!(
+                statement,
+                Statement::Rollback {
+                    savepoint: Some(_),
+                    ..
+                }
+            )
+        {
             if matches!(
                 statement,
                 Statement::Rollback { .. } | Statement::Commit { .. }
@@ -173,6 +210,16 @@ impl Handler {
         let slot = client
             .session_extensions()
             .get_or_insert_with(TxnSlot::default);
+        if let Some(response) = savepoint(&slot, statement)? {
+            if aborted {
+                client
+                    .session_extensions()
+                    .get_or_insert_with(Reentered::default)
+                    .0
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            return Ok(response);
+        }
         match statement {
             Statement::StartTransaction { .. } => slot.begin(),
             Statement::Rollback { .. } => drop(slot.take()),
@@ -185,6 +232,9 @@ impl Handler {
                 }
             }
             _ => {}
+        }
+        if let Some(outcome) = self.show_server_setting(statement)? {
+            return encode(client, statement, outcome, format, Stop::default());
         }
         if let Some(effect) = session::apply(client, statement) {
             return match effect? {
@@ -213,10 +263,10 @@ impl Handler {
                 Some(plan) => self.db.execute_plan(plan, txn.as_mut()).await,
                 None => self.db.execute(statement, &schema, txn.as_mut()).await,
             };
-            // A failed statement aborts the block: its transaction is dropped.
-            if result.is_ok() {
-                slot.put(txn);
-            }
+            // A failed statement aborts the block (25P02 until it ends), but
+            // the block is kept, as its locks are in PostgreSQL: ROLLBACK TO
+            // a savepoint resumes it. A failed statement staged nothing.
+            slot.put(txn);
             if flush_after && result.is_ok() {
                 self.db.flush().await?;
             }
@@ -261,10 +311,57 @@ impl Handler {
     }
 }
 
+/// SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT, answered here;
+/// `None` for any other statement.
+fn savepoint(slot: &TxnSlot, statement: &Statement) -> Result<Option<Response>> {
+    let (what, name) = match statement {
+        Statement::Savepoint { name } => ("SAVEPOINT", name),
+        Statement::ReleaseSavepoint { name } => ("RELEASE SAVEPOINT", name),
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => ("ROLLBACK TO SAVEPOINT", name),
+        _ => return Ok(None),
+    };
+    let name = sql::ident_name(name);
+    let mut guard = slot.lock();
+    let txn = guard.as_mut().ok_or(Error::NoTransactionBlock(what))?;
+    let tag = match what {
+        "SAVEPOINT" => {
+            txn.savepoint(&name)?;
+            "SAVEPOINT"
+        }
+        "RELEASE SAVEPOINT" => {
+            txn.release(&name)?;
+            "RELEASE"
+        }
+        _ => {
+            txn.rollback_to(&name)?;
+            "ROLLBACK"
+        }
+    };
+    Ok(Some(Response::Execution(Tag::new(tag))))
+}
+
+/// Set when ROLLBACK TO SAVEPOINT resumed an aborted block: the wire status
+/// goes back from failed to in-transaction, which pgwire's responses cannot
+/// say (`Handler::resume_block`).
+#[derive(Default)]
+pub(super) struct Reentered(std::sync::atomic::AtomicBool);
+
+/// Whether ROLLBACK TO just resumed an aborted block (and forgets it).
+fn reentered<C: ClientInfo>(client: &C) -> bool {
+    client
+        .session_extensions()
+        .get::<Reentered>()
+        .is_some_and(|flag| flag.0.swap(false, std::sync::atomic::Ordering::SeqCst))
+}
+
 /// The session's open transaction block, if any. A statement takes it out
-/// while it runs and puts it back when done; a statement that fails or is
-/// cancelled midway drops it, and the block is then aborted anyway (25P02
-/// until ROLLBACK), so nothing of it is ever committed.
+/// while it runs and puts it back when done, also when it fails (the block
+/// is then aborted: 25P02 until ROLLBACK, or ROLLBACK TO a savepoint). A
+/// statement cancelled midway drops it, so nothing of it is ever
+/// committed.
 #[derive(Default)]
 pub(super) struct TxnSlot(std::sync::Mutex<Option<Transaction>>);
 
@@ -413,6 +510,78 @@ fn encode<C: ClientInfo>(
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
+    /// pgwire's default, except that the transaction status is the one
+    /// `do_query` leaves, statement by statement: pgwire's own fold over
+    /// the responses cannot take a failed block back to in-transaction,
+    /// which ROLLBACK TO SAVEPOINT does.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let responses = if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+            vec![Response::EmptyQuery]
+        } else {
+            let handle = client.session_extensions().get::<Arc<ConnectionHandle>>();
+            match handle {
+                Some(handle) => {
+                    let cancelled = handle.start_query().await;
+                    match select(
+                        SimpleQueryHandler::do_query(self, client, &query.query),
+                        cancelled,
+                    )
+                    .await
+                    {
+                        Either::Left((result, _)) => result?,
+                        Either::Right(_) => return Err(PgWireError::QueryCanceled),
+                    }
+                }
+                None => SimpleQueryHandler::do_query(self, client, &query.query).await?,
+            }
+        };
+        for response in responses {
+            match response {
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                }
+                Response::Query(results) => send_query_response(client, results, true).await?,
+                Response::Execution(tag)
+                | Response::TransactionStart(tag)
+                | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+                Response::Error(e) => {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                        .await?;
+                }
+                Response::CopyIn(result) => {
+                    copy::send_copy_in_response(client, result).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+                Response::CopyOut(result) => copy::send_copy_out_response(client, result).await?,
+                Response::CopyBoth(result) => {
+                    copy::send_copy_both_response(client, result).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+            }
+        }
+        // During COPY FROM the CopyDone handler sends ReadyForQuery.
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            send_ready_for_query(client, client.transaction_status()).await?;
+        }
+        Ok(())
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -426,13 +595,26 @@ impl SimpleQueryHandler for Handler {
         };
         let mut responses = Vec::with_capacity(statements.len());
         for statement in &statements {
+            let status = client.transaction_status();
             match self
                 .run(client, statement, None, &Format::UnifiedText)
                 .await
             {
-                Ok(response) => responses.push(response),
+                Ok(response) => {
+                    // Each statement sees the status the ones before it left
+                    // (`on_query` reports the last one).
+                    let status = match &response {
+                        _ if reentered(client) => TransactionStatus::Transaction,
+                        Response::TransactionStart(_) => status.to_in_transaction_state(),
+                        Response::TransactionEnd(_) => status.to_idle_state(),
+                        _ => status,
+                    };
+                    client.set_transaction_status(status);
+                    responses.push(response);
+                }
                 Err(e) => {
                     // PostgreSQL stops a multi-statement query at the first error.
+                    client.set_transaction_status(status.to_error_state());
                     responses.push(error_response(&e));
                     break;
                 }
@@ -452,6 +634,9 @@ impl SimpleQueryHandler for Handler {
 pub struct Prepared {
     statement: Statement,
     plan: Option<LogicalPlan>,
+    /// The plan's result columns as the rows will carry them
+    /// (`Database::result_schema`).
+    columns: Option<SchemaRef>,
     /// The catalog version and schema the plan was made at: Execute reuses
     /// the plan while both still hold.
     version: u64,
@@ -481,13 +666,26 @@ impl StatementParser {
         let literal_insert =
             matches!(statement, Statement::Insert(_)) && !has_parameters(&statement);
         let plan = if Database::is_planned(&statement) && !literal_insert {
-            Some(self.db.plan(&statement, schema).await?)
+            // An upsert is planned as its plain INSERT: that plan gives the
+            // parameters their types; Execute binds them into the statement
+            // (`bound_insert`), which the upsert path runs.
+            let planned = match &statement {
+                Statement::Insert(insert) if insert.on.is_some() => {
+                    let mut plain = insert.clone();
+                    plain.on = None;
+                    Statement::Insert(plain)
+                }
+                _ => statement.clone(),
+            };
+            Some(self.db.plan(&planned, schema).await?)
         } else {
             None
         };
+        let columns = plan.as_ref().map(|plan| self.db.result_schema(plan));
         Ok(Some(Prepared {
             statement,
             plan,
+            columns,
             version,
             schema: schema.to_string(),
         }))
@@ -510,13 +708,10 @@ fn has_parameters(statement: &Statement) -> bool {
 
 /// The columns a statement returns, known before it runs (for Describe).
 fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
-    if let Some(plan) = &prepared.plan {
+    if let (Some(plan), Some(columns)) = (&prepared.plan, &prepared.columns) {
         return match plan {
             LogicalPlan::Dml(_) => None,
-            plan => Some(rename_columns(
-                &Arc::new(plan.schema().as_arrow().clone()),
-                &prepared.statement,
-            )),
+            _ => Some(rename_columns(columns, &prepared.statement)),
         };
     }
     let text = |names: &[&str]| {
@@ -598,6 +793,22 @@ impl ExtendedQueryHandler for Handler {
         self.parser.clone()
     }
 
+    /// After the statement, a block resumed by ROLLBACK TO is in-transaction
+    /// again; the next Sync reports it so.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self._on_execute(client, message).await?;
+        if reentered(client) {
+            client.set_transaction_status(TransactionStatus::Transaction);
+        }
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -646,18 +857,23 @@ impl Handler {
     /// writes it without DataFusion (which was most of a single-row INSERT's
     /// time). `None` for any other statement, a changed catalog, or a
     /// parameter whose type has no exact literal: those take the plan.
+    /// `INSERT ... ON CONFLICT` is always bound this way (see `prepare`).
     fn bound_literal_insert(
         &self,
         portal: &Portal<Prepared>,
         schema: &str,
     ) -> Result<Option<Statement>> {
         let prepared = &portal.statement.statement;
-        let (Statement::Insert(_), Some(plan)) = (&prepared.statement, &prepared.plan) else {
+        let (Statement::Insert(insert), Some(plan)) = (&prepared.statement, &prepared.plan) else {
             return Ok(None);
         };
-        if prepared.version != self.db.catalog_version()
-            || prepared.schema != schema
-            || !sql::is_literal_insert(&prepared.statement)
+        // An upsert always runs as a statement: its plan is the plain
+        // INSERT's, good for parameter types only.
+        let upsert = insert.on.is_some();
+        if !upsert
+            && (prepared.version != self.db.catalog_version()
+                || prepared.schema != schema
+                || !sql::is_literal_insert(&prepared.statement))
         {
             return Ok(None);
         }
@@ -673,6 +889,9 @@ impl Handler {
                 &prepared.statement,
                 &literals,
             )?)),
+            None if upsert => Err(Error::NotSupported(
+                "a parameter of this type in INSERT ... ON CONFLICT".into(),
+            )),
             None => Ok(None),
         }
     }

@@ -317,16 +317,24 @@ fn show<C: ClientInfo + ?Sized>(client: &C, name: &str) -> Result<SessionEffect>
         )?
     } else {
         let (column, value) = &rows[0];
-        let schema = Schema::new(vec![Field::new(column, DataType::Utf8, false)]);
-        RecordBatch::try_new(
-            schema.into(),
-            vec![std::sync::Arc::new(StringArray::from(vec![value.clone()]))],
-        )?
+        return Ok(SessionEffect::Rows(shown(column, value)?));
     };
     Ok(SessionEffect::Rows(Outcome::batches(
         batch.schema(),
         vec![batch],
     )))
+}
+
+/// What `SHOW name` answers for one setting: one row, one column.
+pub fn shown(column: &str, value: &str) -> Result<Outcome> {
+    let schema = Schema::new(vec![Field::new(column, DataType::Utf8, false)]);
+    let batch = RecordBatch::try_new(
+        schema.into(),
+        vec![std::sync::Arc::new(StringArray::from(vec![
+            value.to_string(),
+        ]))],
+    )?;
+    Ok(Outcome::batches(batch.schema(), vec![batch]))
 }
 
 #[cfg(test)]

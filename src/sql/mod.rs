@@ -7,11 +7,14 @@
 
 mod casts;
 mod catalog_views;
+mod clauses;
 mod literal_insert;
 mod names;
+mod regtype;
 mod rewrite;
 
 pub use casts::{expression_sql, rewrite_casts};
+pub use clauses::rewrite_clauses;
 pub use names::{dedupe_projection, output_names};
 pub use rewrite::{ColumnDefaults, rewrite_dml};
 
@@ -83,10 +86,16 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     {
         return Err(Error::TooDeep);
     }
-    let parsed = if is_catalog_query(sql) {
-        CATALOG_PARSER
-            .parse(sql)
-            .map(|statements| statements.into_iter().map(catalog_views::rewrite).collect())
+    let parsed = if is_catalog_query(sql) || sql.to_ascii_lowercase().contains("to_regtype") {
+        CATALOG_PARSER.parse(sql).map(|statements| {
+            statements
+                .into_iter()
+                .map(|mut s| {
+                    regtype::rewrite_to_regtype(&mut s);
+                    catalog_views::rewrite(s)
+                })
+                .collect()
+        })
     } else {
         plain.map(|statements| {
             statements

@@ -37,7 +37,8 @@ fn set_expr_names(body: &SetExpr) -> Option<Vec<Option<String>>> {
             .iter()
             .map(|item| match item {
                 SelectItem::UnnamedExpr(expr) => Some(unaliased_name(expr)),
-                SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => Some(None),
+                SelectItem::ExprWithAlias { alias, .. } => Some(Some(ident_name(alias))),
+                SelectItem::ExprWithAliases { .. } => Some(None),
                 _ => None,
             })
             .collect(),
@@ -65,15 +66,25 @@ pub fn dedupe_projection(statement: &mut Statement) {
         return;
     };
     let mut seen = std::collections::HashSet::new();
+    let mut aliases = std::collections::HashSet::new();
     for (i, item) in select.projection.iter_mut().enumerate() {
-        if let SelectItem::UnnamedExpr(expr) = item {
-            let plain = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
-            if !seen.insert(expr.to_string()) || !plain {
-                *item = SelectItem::ExprWithAlias {
-                    expr: expr.clone(),
-                    alias: Ident::with_quote('"', format!("{UNNAMED}{i}")),
-                };
+        match item {
+            SelectItem::UnnamedExpr(expr) => {
+                let plain = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                if !seen.insert(expr.to_string()) || !plain {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::with_quote('"', format!("{UNNAMED}{i}")),
+                    };
+                }
             }
+            // `SELECT 1 AS c, 2 AS c` is allowed in PostgreSQL; DataFusion
+            // wants unique names, and the wire names come from the
+            // statement as written anyway.
+            SelectItem::ExprWithAlias { alias, .. } if !aliases.insert(ident_name(alias)) => {
+                *alias = Ident::with_quote('"', format!("{UNNAMED}{i}"));
+            }
+            _ => {}
         }
     }
 }
@@ -162,7 +173,7 @@ mod tests {
             Some(vec![
                 Some("a".into()),
                 Some("b".into()),
-                None,
+                Some("d".into()),
                 Some("a".into())
             ])
         );
@@ -183,6 +194,11 @@ mod tests {
             "SELECT 1 AS \"?column?0\", 1 AS \"?column?1\", a, a AS \"?column?3\" FROM t"
         );
         assert_eq!(names("SELECT 1, 1"), some(&["?column?", "?column?"]));
+
+        let mut statement = parse("SELECT 1 AS c, 2 AS C").unwrap().remove(0);
+        dedupe_projection(&mut statement);
+        assert_eq!(statement.to_string(), "SELECT 1 AS c, 2 AS \"?column?1\"");
+        assert_eq!(names("SELECT 1 AS c, 2 AS C"), some(&["c", "c"]));
     }
 
     #[test]

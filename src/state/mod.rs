@@ -27,7 +27,7 @@ pub use change::TableChange;
 pub use mv::MvData;
 pub use mv_index::MvIndex;
 pub use snapshot::{Chunks, EpochSnapshot, Published};
-pub use table::{ROWID_COLUMN, TableData, schema_with_rowid};
+pub use table::{KeyMatch, ROWID_COLUMN, TableData, schema_with_rowid};
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

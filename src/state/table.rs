@@ -50,6 +50,18 @@ struct KeyIndex {
     rows: HashMap<Box<[u8]>, u64>,
 }
 
+/// What a proposed row's primary key meets (`TableData::match_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMatch {
+    /// No live row and no earlier proposed row has it.
+    New,
+    /// The live row with this id has it.
+    Existing(u64),
+    /// An earlier row of the same proposal has it (whether a live row
+    /// has it too or not).
+    Repeated,
+}
+
 /// A primary key that two rows share: what the caller reports to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyConflict {
@@ -250,6 +262,60 @@ impl TableData {
             }
         }
         Ok(None)
+    }
+
+    /// For each row of `rows` (the table's columns, without the row id):
+    /// what its primary key meets (`ON CONFLICT`). Without a primary key
+    /// every row is new.
+    pub fn match_keys(&self, rows: &RecordBatch) -> Result<Vec<KeyMatch>, ArrowError> {
+        let Some(index) = &self.key_index else {
+            return Ok(vec![KeyMatch::New; rows.num_rows()]);
+        };
+        let columns: Vec<ArrayRef> = index
+            .columns
+            .iter()
+            .map(|&i| rows.column(i - 1).clone())
+            .collect();
+        let keys = index.converter.convert_columns(&columns)?;
+        let mut seen: HashMap<&[u8], ()> = HashMap::with_capacity(keys.num_rows());
+        Ok((0..keys.num_rows())
+            .map(|i| {
+                let bytes = keys.row(i).data();
+                if seen.insert(bytes, ()).is_some() {
+                    return KeyMatch::Repeated;
+                }
+                match index.rows.get(bytes) {
+                    Some(id) => KeyMatch::Existing(*id),
+                    None => KeyMatch::New,
+                }
+            })
+            .collect())
+    }
+
+    /// The live rows with the given ids (stored schema, row id first), in
+    /// the order of `ids`. A scan of the table: fine for the few rows an
+    /// upsert updates, not for bulk use.
+    pub fn rows_by_id(&self, ids: &[u64]) -> Result<RecordBatch, ArrowError> {
+        let wanted: HashMap<u64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut found: Vec<Option<(usize, u32)>> = vec![None; ids.len()];
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            for (r, id) in rowids(chunk).values().iter().enumerate() {
+                if let Some(&at) = wanted.get(id) {
+                    found[at] = Some((c, r as u32));
+                }
+            }
+        }
+        let mut parts = Vec::with_capacity(ids.len());
+        for place in found {
+            let (c, r) = place.ok_or_else(|| {
+                ArrowError::InvalidArgumentError("a matched row is not in the table".into())
+            })?;
+            parts.push(self.chunks[c].slice(r as usize, 1));
+        }
+        if parts.is_empty() {
+            return Ok(RecordBatch::new_empty(self.stored_schema.clone()));
+        }
+        concat_batches(&self.stored_schema, &parts)
     }
 
     /// Applies a change that has been validated and logged. Returns the

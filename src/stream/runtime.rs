@@ -237,6 +237,11 @@ impl Runtime {
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms.load(Ordering::Relaxed))
     }
+
+    /// The backfill rate limit in rows per second; `None` when lifted.
+    pub fn backfill_rate_limit(&self) -> Option<u64> {
+        Some(self.rate_limit.load(Ordering::Relaxed)).filter(|&r| r != NO_LIMIT)
+    }
 }
 
 struct LiveMv {

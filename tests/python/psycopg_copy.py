@@ -24,23 +24,12 @@ transaction that is rolled back or committed.
 
 import datetime
 import sys
-import traceback
 from decimal import Decimal
 
 import psycopg
+from harness import check, fail, run
 from psycopg import errors
 from psycopg.pq import TransactionStatus
-
-FAILURES = []
-
-
-def check(name, actual, expected):
-    if actual == expected:
-        print(f"ok {name}", flush=True)
-    else:
-        FAILURES.append(name)
-        print(f"FAIL {name}: expected {expected!r}, got {actual!r}", flush=True)
-
 
 def count(conn, table):
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -207,11 +196,9 @@ def bad_rows(dsn):
             check("bad row: message", e.diag.message_primary, 'invalid input syntax for type integer: "twenty-two"')
             check("bad row: context", e.diag.context, 'COPY items, line 3, column id: "twenty-two"')
         except psycopg.Error as e:
-            FAILURES.append("bad row")
-            print(f"FAIL bad row: expected InvalidTextRepresentation, got {type(e).__name__} ({e.sqlstate}): {e}")
+            fail("bad row", f"expected InvalidTextRepresentation, got {type(e).__name__} ({e.sqlstate}): {e}")
         else:
-            FAILURES.append("bad row")
-            print("FAIL bad row: the COPY succeeded")
+            fail("bad row", "the COPY succeeded")
         check("bad row: nothing landed", count(conn, "items"), before)
 
         try:
@@ -222,11 +209,9 @@ def bad_rows(dsn):
             check("duplicate key: sqlstate", e.sqlstate, "23505")
             check("duplicate key: detail", e.diag.message_detail, "Key (id)=(1) already exists.")
         except psycopg.Error as e:
-            FAILURES.append("duplicate key")
-            print(f"FAIL duplicate key: expected UniqueViolation, got {type(e).__name__} ({e.sqlstate}): {e}")
+            fail("duplicate key", f"expected UniqueViolation, got {type(e).__name__} ({e.sqlstate}): {e}")
         else:
-            FAILURES.append("duplicate key")
-            print("FAIL duplicate key: the COPY succeeded")
+            fail("duplicate key", "the COPY succeeded")
         check("duplicate key: nothing landed", count(conn, "items"), before)
 
         try:
@@ -237,11 +222,9 @@ def bad_rows(dsn):
             check("extra column: sqlstate", e.sqlstate, "22P04")
             check("extra column: message", e.diag.message_primary, "extra data after last expected column")
         except psycopg.Error as e:
-            FAILURES.append("extra column")
-            print(f"FAIL extra column: expected BadCopyFileFormat, got {type(e).__name__} ({e.sqlstate}): {e}")
+            fail("extra column", f"expected BadCopyFileFormat, got {type(e).__name__} ({e.sqlstate}): {e}")
         else:
-            FAILURES.append("extra column")
-            print("FAIL extra column: the COPY succeeded")
+            fail("extra column", "the COPY succeeded")
         check("extra column: nothing landed", count(conn, "items"), before)
 
         # An exception raised by the application inside the block makes
@@ -257,8 +240,7 @@ def bad_rows(dsn):
         except Stop:
             check("abandoned copy raised the application's exception", True, True)
         except psycopg.Error as e:
-            FAILURES.append("abandoned copy")
-            print(f"FAIL abandoned copy: got {type(e).__name__} ({e.sqlstate}): {e}")
+            fail("abandoned copy", f"got {type(e).__name__} ({e.sqlstate}): {e}")
         check("abandoned copy: nothing landed", count(conn, "items"), before)
         check("usable after failed copies", conn.execute("SELECT 1").fetchone(), (1,))
 
@@ -294,42 +276,11 @@ def transactions(dsn):
         except errors.InFailedSqlTransaction as e:
             check("then statements answer 25P02", e.sqlstate, "25P02")
         else:
-            FAILURES.append("25P02 after a failed copy")
-            print("FAIL 25P02 after a failed copy: SELECT succeeded", flush=True)
+            fail("25P02 after a failed copy", "SELECT succeeded")
         conn.rollback()
         check("idle after rollback", conn.info.transaction_status, TransactionStatus.IDLE)
         check("ledger unchanged", count(admin, "ledger"), 2)
 
 
-def main():
-    host, port = sys.argv[1], int(sys.argv[2])
-    user = sys.argv[3] if len(sys.argv) > 3 else "test"
-    dbname = sys.argv[4] if len(sys.argv) > 4 else "freshet"
-    schema = sys.argv[5] if len(sys.argv) > 5 else None
-    dsn = f"host={host} port={port} user={user} dbname={dbname} connect_timeout=10"
-    if schema:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            conn.execute(f"CREATE SCHEMA {schema}")
-        dsn += f" options='-c search_path={schema}'"
-    sections = [write_rows, read_rows, many_rows, raw_csv, bad_rows, transactions]
-    try:
-        for section in sections:
-            try:
-                section(dsn)
-            except Exception as e:  # report and go on with the next section
-                FAILURES.append(section.__name__)
-                print(f"FAIL section {section.__name__} raised {type(e).__name__}: {e}", flush=True)
-                traceback.print_exc()
-    finally:
-        if schema:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
-    if FAILURES:
-        print(f"FAILED {len(FAILURES)}: {', '.join(FAILURES)}", flush=True)
-        sys.exit(1)
-    print("ALL OK", flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    run([write_rows, read_rows, many_rows, raw_csv, bad_rows, transactions])

@@ -14,24 +14,13 @@ views follow later writes (after FLUSH), PostgreSQL's need a REFRESH.
 
 import datetime
 import sys
-import traceback
 from decimal import Decimal
 
 import psycopg
+from harness import check, fail, run
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Json, Jsonb
-
-FAILURES = []
-
-
-def check(name, actual, expected):
-    if actual == expected:
-        print(f"ok {name}", flush=True)
-    else:
-        FAILURES.append(name)
-        print(f"FAIL {name}: expected {expected!r}, got {actual!r}", flush=True)
-
 
 def expect_error(name, conn, sql, cls, params=None):
     try:
@@ -40,15 +29,9 @@ def expect_error(name, conn, sql, cls, params=None):
     except cls as e:
         print(f"ok {name} ({type(e).__name__}, {e.sqlstate})", flush=True)
     except psycopg.Error as e:
-        FAILURES.append(name)
-        print(
-            f"FAIL {name}: expected {cls.__name__}, got {type(e).__name__} "
-            f"(sqlstate {e.sqlstate}): {e}",
-            flush=True,
-        )
+        fail(name, f"expected {cls.__name__}, got {type(e).__name__} (sqlstate {e.sqlstate}): {e}")
     else:
-        FAILURES.append(name)
-        print(f"FAIL {name}: expected {cls.__name__}, the statement succeeded", flush=True)
+        fail(name, f"expected {cls.__name__}, the statement succeeded")
     if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INERROR:
         conn.rollback()
 
@@ -322,27 +305,8 @@ def rollback_then_materialized_view(dsn):
             check("view in binary format", cur.fetchall(), expected)
 
 
-def main():
-    host, port = sys.argv[1], int(sys.argv[2])
-    user = sys.argv[3] if len(sys.argv) > 3 else "test"
-    dbname = sys.argv[4] if len(sys.argv) > 4 else "freshet"
-    dsn = f"host={host} port={port} user={user} dbname={dbname} connect_timeout=10"
-    sections = [
+if __name__ == "__main__":
+    run([
         create_and_insert, json_parameters, json_literals, read_types, binary_results, parameters, array_parameter,
         update_delete, server_errors, transactions, rollback_then_materialized_view,
-    ]
-    for section in sections:
-        try:
-            section(dsn)
-        except Exception as e:  # report and go on with the next section
-            FAILURES.append(section.__name__)
-            print(f"FAIL section {section.__name__} raised {type(e).__name__}: {e}", flush=True)
-            traceback.print_exc()
-    if FAILURES:
-        print(f"FAILED {len(FAILURES)}: {', '.join(FAILURES)}", flush=True)
-        sys.exit(1)
-    print("ALL OK", flush=True)
-
-
-if __name__ == "__main__":
-    main()
+    ])

@@ -1,0 +1,87 @@
+//! `to_regtype(name)`, which drivers call to look a type up (psycopg's
+//! `TypeInfo.fetch`): the type's `pg_type.oid`, or NULL when there is no
+//! such type. It becomes a scalar subquery over `pg_type`. A literal name is
+//! read as SQL reads a type (`integer`, `character varying`, `int4` all
+//! name int4's row); any other argument is compared with `typname`.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::catalog::ColumnType;
+
+/// The `typname` a literal type name stands for.
+fn typname(name: &str) -> String {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(name)
+        .and_then(|mut p| p.parse_data_type())
+        .ok()
+        .and_then(|t| ColumnType::from_sql(&t).ok())
+        .map(|t| t.internal_name().to_string())
+        .unwrap_or_else(|| name.trim().to_lowercase())
+}
+
+fn lookup(argument: Expr) -> Option<Expr> {
+    // max(): NULL when no type matches (a bare `oid` column is declared
+    // non-null, and a subquery with no row would break that).
+    let sql = format!("(SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = {argument})");
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
+pub fn rewrite_to_regtype(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(function) = expr
+            && function
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("to_regtype"))
+            && let FunctionArguments::List(list) = &function.args
+            && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))] = list.args.as_slice()
+        {
+            let argument = match argument {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(name) => {
+                        Expr::value(Value::SingleQuotedString(typname(name)))
+                    }
+                    _ => argument.clone(),
+                },
+                other => other.clone(),
+            };
+            if let Some(replacement) = lookup(argument) {
+                *expr = replacement;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_names_are_read_as_types() {
+        let mut statement = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT to_regtype('integer'), to_regtype('character varying'), to_regtype(x)",
+        )
+        .unwrap()
+        .remove(0);
+        rewrite_to_regtype(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT (SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = 'int4'), \
+             (SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = 'varchar'), \
+             (SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = x)"
+        );
+    }
+}
