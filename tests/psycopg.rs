@@ -198,6 +198,6 @@ async fn psycopg_savepoints_script_passes() {
         return;
     }
     let server = TestServer::start().await;
-    // All of the script's checks ran (33 against PostgreSQL 15).
-    run_script(&server, "psycopg_savepoints.py", 33).await;
+    // All of the script's checks ran (34 against PostgreSQL 15).
+    run_script(&server, "psycopg_savepoints.py", 34).await;
 }

@@ -31,6 +31,7 @@ impl Database {
         {
             let mut catalog = self.catalog.write().expect("catalog lock poisoned");
             if catalog.has_schema(&name) && if_not_exists {
+                notice::exists_skipping("schema", &name);
                 return Ok(Outcome::command("CREATE SCHEMA"));
             }
             catalog.create_schema(&name)?;
@@ -77,6 +78,7 @@ impl Database {
                 .table(&schema, &name)
                 .is_some()
         {
+            notice::exists_skipping("relation", &name);
             return Ok(Outcome::command("CREATE TABLE"));
         }
         let def = TableDef {
@@ -136,7 +138,10 @@ impl Database {
                             "\"{table}\" is not a table"
                         )));
                     }
-                    None if if_exists => continue,
+                    None if if_exists => {
+                        notice::missing_skipping("table", &table);
+                        continue;
+                    }
                     None => {
                         return Err(Error::DropMissing {
                             kind: "table",

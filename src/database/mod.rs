@@ -49,6 +49,7 @@ mod commit;
 mod copy;
 mod ddl;
 mod mv;
+pub mod notice;
 mod sequencer;
 mod transaction;
 mod upsert;

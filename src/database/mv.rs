@@ -182,6 +182,7 @@ impl Database {
         };
         if exists {
             if view.if_not_exists {
+                notice::exists_skipping("relation", &name);
                 return Ok(Outcome::command("CREATE MATERIALIZED VIEW"));
             }
             return Err(Error::DuplicateTable(name));
@@ -313,7 +314,10 @@ impl Database {
                             "\"{view}\" is not a materialized view"
                         )));
                     }
-                    None if if_exists => continue,
+                    None if if_exists => {
+                        notice::missing_skipping("materialized view", &view);
+                        continue;
+                    }
                     None => return Err(Error::UndefinedTable(view)),
                 }
             };

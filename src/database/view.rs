@@ -266,7 +266,10 @@ impl Database {
                     Some(_) => {
                         return Err(Error::WrongObjectType(format!("\"{view}\" is not a view")));
                     }
-                    None if if_exists => continue,
+                    None if if_exists => {
+                        notice::missing_skipping("view", &view);
+                        continue;
+                    }
                     None => {
                         return Err(Error::DropMissing {
                             kind: "view",

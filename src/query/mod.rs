@@ -99,6 +99,9 @@ pub fn new_context() -> Result<SessionContext> {
     for function in pg_json::FUNCTIONS.iter() {
         ctx.register_udf(function.clone());
     }
+    for aggregate in pg_json::aggregates() {
+        ctx.register_udaf(aggregate);
+    }
     let version = format!("PostgreSQL {} on Freshet", server_version());
     ctx.register_udf(create_udf(
         "version",

@@ -17,16 +17,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int32Array, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, ExprSchemable,
+    ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
@@ -715,6 +720,235 @@ fn build(
             }
         })
         .collect()
+}
+
+/// `json_agg`, `jsonb_agg`, `json_object_agg` and `jsonb_object_agg`.
+///
+/// The state is the list of rendered elements: for json each element's
+/// json text (an object entry as `"key" : value`), for jsonb each one's
+/// jsonb text (an object entry as the two-element array `[key, value]`),
+/// and beside each its `ORDER BY` key in arrow's row format. DataFusion
+/// hands the ORDER BY values in after the arguments; the elements are
+/// sorted by them at the end, so the order holds however the rows arrive
+/// (an MV's recompute feeds them unsorted). No rows give NULL, as in
+/// PostgreSQL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonAgg {
+    name: &'static str,
+    kind: Kind,
+    object: bool,
+    signature: Signature,
+}
+
+impl JsonAgg {
+    fn new(name: &'static str, kind: Kind, object: bool) -> Self {
+        JsonAgg {
+            name,
+            kind,
+            object,
+            signature: Signature::any(if object { 2 } else { 1 }, Volatility::Immutable),
+        }
+    }
+}
+
+/// The JSON aggregates, registered by name.
+pub fn aggregates() -> Vec<AggregateUDF> {
+    vec![
+        AggregateUDF::from(JsonAgg::new("json_agg", Kind::Json, false)),
+        AggregateUDF::from(JsonAgg::new("jsonb_agg", Kind::Jsonb, false)),
+        AggregateUDF::from(JsonAgg::new("json_object_agg", Kind::Json, true)),
+        AggregateUDF::from(JsonAgg::new("jsonb_object_agg", Kind::Jsonb, true)),
+    ]
+}
+
+impl AggregateUDFImpl for JsonAgg {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field(&self, _arg_fields: &[FieldRef]) -> Result<FieldRef> {
+        Ok(Arc::new(self.kind.field(self.name)))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![
+            Arc::new(Field::new_list(
+                format!("{}[elements]", args.name),
+                Field::new_list_field(DataType::Utf8, true),
+                true,
+            )),
+            Arc::new(Field::new_list(
+                format!("{}[order]", args.name),
+                Field::new_list_field(DataType::Binary, true),
+                true,
+            )),
+        ])
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let sort_fields = args
+            .order_bys
+            .iter()
+            .map(|o| {
+                Ok(SortField::new_with_options(
+                    o.expr.data_type(args.schema)?,
+                    o.options,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(JsonAggAccumulator {
+            kind: self.kind,
+            object: self.object,
+            fields: args.expr_fields.to_vec(),
+            order: RowConverter::new(sort_fields)?,
+            elements: Vec::new(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct JsonAggAccumulator {
+    kind: Kind,
+    object: bool,
+    fields: Vec<FieldRef>,
+    /// Encodes the ORDER BY values (none: every key is empty).
+    order: RowConverter,
+    /// (ORDER BY key, rendered element), in arrival order.
+    elements: Vec<(Vec<u8>, String)>,
+}
+
+impl JsonAggAccumulator {
+    fn element(&self, values: &[ArrayRef], row: usize) -> Result<String> {
+        let value = |i: usize| -> Result<String> {
+            Ok(match self.kind {
+                Kind::Jsonb => to_json(&values[i], &self.fields[i], row)?
+                    .unwrap_or(Json::Null)
+                    .to_string(),
+                Kind::Json => json_text(&values[i], &self.fields[i], row)?,
+            })
+        };
+        if !self.object {
+            return value(0);
+        }
+        if is_null(&values[0], row) {
+            return Err(invalid("field name must not be null"));
+        }
+        let key = strings(&values[0])?.value(row).to_string();
+        Ok(match self.kind {
+            Kind::Jsonb => Json::Array(vec![Json::String(key), parse(&value(1)?)?]).to_string(),
+            Kind::Json => {
+                let mut entry = String::new();
+                write_string(&key, &mut entry);
+                entry.push_str(" : ");
+                entry.push_str(&value(1)?);
+                entry
+            }
+        })
+    }
+}
+
+impl Accumulator for JsonAggAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let arguments = if self.object { 2 } else { 1 };
+        // Without ORDER BY there are no key columns (and the converter
+        // would give no rows): every key is empty.
+        let keys = (values.len() > arguments)
+            .then(|| self.order.convert_columns(&values[arguments..]))
+            .transpose()?;
+        for row in 0..values[0].len() {
+            let element = self.element(values, row)?;
+            let key = keys.as_ref().map(|k| k.row(row).as_ref().to_vec());
+            self.elements.push((key.unwrap_or_default(), element));
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = states[0].as_list::<i32>();
+        let orders = states[1].as_list::<i32>();
+        for (list, order) in lists.iter().zip(orders.iter()) {
+            let (Some(list), Some(order)) = (list, order) else {
+                continue;
+            };
+            let texts = strings(&list)?;
+            let keys = order.as_binary::<i32>();
+            for (text, key) in texts.iter().zip(keys.iter()) {
+                self.elements.push((
+                    key.unwrap_or_default().to_vec(),
+                    text.unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let texts: ArrayRef = Arc::new(StringArray::from_iter_values(
+            self.elements.iter().map(|(_, e)| e),
+        ));
+        let keys: ArrayRef = Arc::new(BinaryArray::from_iter_values(
+            self.elements.iter().map(|(k, _)| k),
+        ));
+        let list = |values: ArrayRef| {
+            ScalarValue::List(Arc::new(
+                datafusion::common::utils::SingleRowListArrayBuilder::new(values)
+                    .build_list_array(),
+            ))
+        };
+        Ok(vec![list(texts), list(keys)])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        if self.elements.is_empty() {
+            return Ok(ScalarValue::Utf8(None));
+        }
+        // Stable: rows with equal keys keep the order they came in.
+        self.elements.sort_by(|a, b| a.0.cmp(&b.0));
+        let elements: Vec<&String> = self.elements.iter().map(|(_, e)| e).collect();
+        let joined = || {
+            elements
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let text = match (self.kind, self.object) {
+            (Kind::Json, false) => format!("[{}]", joined()),
+            (Kind::Json, true) => format!("{{ {} }}", joined()),
+            (Kind::Jsonb, false) => {
+                Json::Array(elements.iter().map(|e| parse(e)).collect::<Result<_>>()?).to_string()
+            }
+            (Kind::Jsonb, true) => {
+                let mut entries = Vec::with_capacity(elements.len());
+                for element in &elements {
+                    if let Json::Array(mut pair) = parse(element)?
+                        && let (Some(value), Some(Json::String(key))) = (pair.pop(), pair.pop())
+                    {
+                        entries.push((key, value));
+                    }
+                }
+                Json::object(entries).to_string()
+            }
+        };
+        Ok(ScalarValue::Utf8(Some(text)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self
+                .elements
+                .iter()
+                .map(|(k, e)| k.capacity() + e.capacity())
+                .sum::<usize>()
+    }
 }
 
 /// Plans the JSON operators into the functions above when their left side

@@ -29,7 +29,7 @@ use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::Execute;
@@ -284,6 +284,10 @@ impl Handler {
             deadline: session::statement_timeout(client).map(|limit| Instant::now() + limit),
         };
         let committing = Arc::new(AtomicBool::new(false));
+        // Boxed: the statement's future is large (the whole execute path,
+        // more so in a debug build), and every wrapper that moves it by
+        // value would put another copy on the worker's stack.
+        let work = crate::database::notice::collect(Box::pin(work));
         let guarded = AssertUnwindSafe(crate::database::watch_commit(committing.clone(), work))
             .catch_unwind();
         tokio::pin!(guarded);
@@ -306,8 +310,16 @@ impl Handler {
                 .unwrap_or_default();
             tracing::error!(%what, "statement panicked");
             Error::Internal(format!("the statement failed unexpectedly: {what}"))
-        })??;
-        encode(client, statement, outcome, format, stop)
+        })?;
+        let (outcome, notices) = outcome;
+        for notice in notices {
+            let info = ErrorInfo::new("NOTICE".into(), notice.code.into(), notice.message);
+            client
+                .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+                .await
+                .map_err(|e| Error::Internal(PgWireError::from(e).to_string()))?;
+        }
+        encode(client, statement, outcome?, format, stop)
     }
 }
 

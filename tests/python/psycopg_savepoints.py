@@ -22,7 +22,8 @@ for unknown savepoints and savepoints outside a block, and jsonb values:
 `Jsonb` parameters, jsonb results loaded as Python objects, and the json
 operators with parameters; `INSERT ... ON CONFLICT` with parameters (the
 extended protocol), DO NOTHING and DO UPDATE with `excluded`, and the row
-counts psycopg reports; `TypeInfo.fetch` (to_regtype) and `pg_matviews`.
+counts psycopg reports; `TypeInfo.fetch` (to_regtype) and `pg_matviews`;
+the NOTICEs of IF [NOT] EXISTS.
 """
 
 import sys
@@ -168,5 +169,19 @@ def catalog_lookups(dsn):
         check("pg_matviews lists the view", rows, [("hits", True)])
 
 
+def notices(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seen = []
+        conn.add_notice_handler(lambda d: seen.append((d.severity, d.sqlstate, d.message_primary)))
+        conn.execute("CREATE TABLE IF NOT EXISTS counters (x int)")
+        conn.execute("DROP TABLE IF EXISTS no_such_table")
+        conn.execute("DROP MATERIALIZED VIEW IF EXISTS no_such_view")
+        check("notices of IF [NOT] EXISTS", seen, [
+            ("NOTICE", "42P07", 'relation "counters" already exists, skipping'),
+            ("NOTICE", "00000", 'table "no_such_table" does not exist, skipping'),
+            ("NOTICE", "00000", 'materialized view "no_such_view" does not exist, skipping'),
+        ])
+
+
 if __name__ == "__main__":
-    run([nested_blocks, explicit_savepoints, json_values, upserts, catalog_lookups])
+    run([nested_blocks, explicit_savepoints, json_values, upserts, catalog_lookups, notices])
