@@ -7,12 +7,22 @@
 //!   (or none, `ESCAPE ''`) becomes the same pattern written with
 //!   backslash escapes, DataFusion's only kind. A pattern that is not a
 //!   literal is left as it is.
+//! - `(a, b) IN (SELECT x, y ...)` as a condition of a WHERE (one of its
+//!   top-level ANDs) becomes `EXISTS (SELECT 1 FROM (SELECT x, y ...) AS
+//!   in(c0, c1) WHERE in.c0 = a AND in.c1 = b)`, which DataFusion turns
+//!   into a semi join. There a row whose IN is NULL (a NULL on either side,
+//!   no equal row) is dropped just as one whose IN is false, so the two mean
+//!   the same; anywhere else (NOT IN, OR, the select list) they do not, and
+//!   the IN is left for DataFusion to refuse.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, LimitClause, Query, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    BinaryOperator, Expr, LimitClause, Query, SetExpr, Value, ValueWithSpan, VisitMut, VisitorMut,
+    visit_expressions_mut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 struct FetchToLimit;
 
@@ -47,6 +57,80 @@ impl VisitorMut for FetchToLimit {
         query.fetch = None;
         ControlFlow::Continue(())
     }
+}
+
+/// The alias of a rewritten IN's subquery; a user cannot name it.
+const IN_ALIAS: &str = "__freshet_in";
+
+struct TupleInToExists;
+
+impl VisitorMut for TupleInToExists {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        rewrite_set_expr(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn rewrite_set_expr(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            if let Some(selection) = &mut select.selection {
+                rewrite_conjuncts(selection);
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            rewrite_set_expr(left);
+            rewrite_set_expr(right);
+        }
+        _ => {}
+    }
+}
+
+fn rewrite_conjuncts(expr: &mut Expr) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            rewrite_conjuncts(left);
+            rewrite_conjuncts(right);
+        }
+        Expr::Nested(inner) => rewrite_conjuncts(inner),
+        Expr::InSubquery {
+            expr: tuple,
+            subquery,
+            negated: false,
+        } => {
+            let Expr::Tuple(items) = tuple.as_ref() else {
+                return;
+            };
+            if let Some(exists) = tuple_in_exists(items, subquery) {
+                *expr = exists;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn tuple_in_exists(items: &[Expr], subquery: &Query) -> Option<Expr> {
+    let columns: Vec<String> = (0..items.len()).map(|i| format!("c{i}")).collect();
+    let conditions: Vec<String> = items
+        .iter()
+        .zip(&columns)
+        .map(|(item, column)| format!("{IN_ALIAS}.{column} = ({item})"))
+        .collect();
+    let sql = format!(
+        "EXISTS (SELECT 1 FROM ({subquery}) AS {IN_ALIAS}({}) WHERE {})",
+        columns.join(", "),
+        conditions.join(" AND ")
+    );
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// `pattern` with escape character `escape` (None: no escape at all)
@@ -103,6 +187,7 @@ fn rewrite_escape(pattern: &mut Expr, escape_char: &mut Option<ValueWithSpan>) {
 /// Rewrites every such clause in `node`, at any depth.
 pub fn rewrite_clauses<V: VisitMut>(node: &mut V) {
     let _ = node.visit(&mut FetchToLimit);
+    let _ = node.visit(&mut TupleInToExists);
     let _ = visit_expressions_mut(node, |expr| {
         if let Expr::Like {
             pattern,
@@ -145,6 +230,19 @@ mod tests {
         assert!(
             rewritten("SELECT a FROM t ORDER BY a FETCH FIRST 3 ROWS WITH TIES").contains("FETCH")
         );
+    }
+
+    #[test]
+    fn a_tuple_in_a_where_becomes_exists() {
+        assert_eq!(
+            rewritten("SELECT * FROM t WHERE k > 1 AND (a, b) IN (SELECT x, y FROM u)"),
+            "SELECT * FROM t WHERE k > 1 AND EXISTS (SELECT 1 FROM (SELECT x, y FROM u) \
+             AS __freshet_in (c0, c1) WHERE __freshet_in.c0 = (a) AND __freshet_in.c1 = (b))"
+        );
+        let not_in = "SELECT * FROM t WHERE (a, b) NOT IN (SELECT x, y FROM u)";
+        assert_eq!(rewritten(not_in), not_in);
+        let in_or = "SELECT * FROM t WHERE k = 1 OR (a, b) IN (SELECT x, y FROM u)";
+        assert_eq!(rewritten(in_or), in_or);
     }
 
     #[test]
