@@ -504,7 +504,7 @@ impl Database {
                     }) => object_name_parts(name)?.pop().unwrap_or_default(),
                     _ => schema.to_string(),
                 };
-                self.show_mvs(&target)
+                self.show_mvs(&target, show_options)
             }
             Statement::Flush { .. } => {
                 self.flush().await?;
@@ -624,6 +624,7 @@ impl Database {
         let batch = query::show::tables(
             &self.catalog.read().expect("catalog lock poisoned"),
             &schema,
+            options,
         )?;
         Ok(Outcome::batches(batch.schema(), vec![batch]))
     }

@@ -430,17 +430,17 @@ impl Database {
         Ok(())
     }
 
-    pub(super) fn show_mvs(&self, schema: &str) -> Result<Outcome> {
-        let names: Vec<String> = self
-            .catalog
-            .read()
-            .expect("catalog lock poisoned")
-            .mvs_in(schema)
-            .map(|m| m.name.clone())
-            .collect();
-        let out = Arc::new(Schema::new(vec![Field::new("Name", DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(out.clone(), vec![Arc::new(StringArray::from(names))])?;
-        Ok(Outcome::batches(out, vec![batch]))
+    pub(super) fn show_mvs(
+        &self,
+        schema: &str,
+        options: &datafusion::sql::sqlparser::ast::ShowStatementOptions,
+    ) -> Result<Outcome> {
+        let batch = crate::query::show::mvs(
+            &self.catalog.read().expect("catalog lock poisoned"),
+            schema,
+            options,
+        )?;
+        Ok(Outcome::batches(batch.schema(), vec![batch]))
     }
 
     /// Whether a plan reads any MV: such a query reads one published epoch.
