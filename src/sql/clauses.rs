@@ -14,12 +14,15 @@
 //!   no equal row) is dropped just as one whose IN is false, so the two mean
 //!   the same; anywhere else (NOT IN, OR, the select list) they do not, and
 //!   the IN is left for DataFusion to refuse.
+//! - `NULLIF(a, b)` is `CASE WHEN a = b THEN NULL ELSE a END`, PostgreSQL's
+//!   definition of it, so that its type is a's (`NULLIF(1, 1.5)` is the
+//!   integer 1; DataFusion gives the common type, numeric 1.0).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, LimitClause, Query, SetExpr, Value, ValueWithSpan, VisitMut, VisitorMut,
-    visit_expressions_mut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, LimitClause, Query,
+    SetExpr, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -133,6 +136,33 @@ fn tuple_in_exists(items: &[Expr], subquery: &Query) -> Option<Expr> {
         .ok()
 }
 
+fn nullif_case(expr: &Expr) -> Option<Expr> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let [part] = function.name.0.as_slice() else {
+        return None;
+    };
+    if !part.as_ident()?.value.eq_ignore_ascii_case("nullif") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    let [
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(a)),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(b)),
+    ] = list.args.as_slice()
+    else {
+        return None;
+    };
+    let sql = format!("CASE WHEN ({a}) = ({b}) THEN NULL ELSE ({a}) END");
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
 /// `pattern` with escape character `escape` (None: no escape at all)
 /// rewritten to backslash escapes.
 fn backslash_pattern(pattern: &str, escape: Option<char>) -> String {
@@ -189,6 +219,9 @@ pub fn rewrite_clauses<V: VisitMut>(node: &mut V) {
     let _ = node.visit(&mut FetchToLimit);
     let _ = node.visit(&mut TupleInToExists);
     let _ = visit_expressions_mut(node, |expr| {
+        if let Some(case) = nullif_case(expr) {
+            *expr = case;
+        }
         if let Expr::Like {
             pattern,
             escape_char,
@@ -243,6 +276,14 @@ mod tests {
         assert_eq!(rewritten(not_in), not_in);
         let in_or = "SELECT * FROM t WHERE k = 1 OR (a, b) IN (SELECT x, y FROM u)";
         assert_eq!(rewritten(in_or), in_or);
+    }
+
+    #[test]
+    fn nullif_is_a_case_of_its_first_argument() {
+        assert_eq!(
+            rewritten("SELECT nullif(a, 1.5) FROM t"),
+            "SELECT CASE WHEN (a) = (1.5) THEN NULL ELSE (a) END FROM t"
+        );
     }
 
     #[test]
