@@ -913,12 +913,23 @@ impl Accumulator for JsonAggAccumulator {
         // Stable: rows with equal keys keep the order they came in.
         self.elements.sort_by(|a, b| a.0.cmp(&b.0));
         let elements: Vec<&String> = self.elements.iter().map(|(_, e)| e).collect();
+        // PostgreSQL's json_agg puts a line break before each array or row
+        // element after the first.
+        let structured = !self.object
+            && matches!(
+                self.fields[0].data_type(),
+                DataType::List(_)
+                    | DataType::LargeList(_)
+                    | DataType::FixedSizeList(..)
+                    | DataType::Struct(_)
+            );
+        let separator = if structured { ", \n " } else { ", " };
         let joined = || {
             elements
                 .iter()
                 .map(|e| e.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(separator)
         };
         let text = match (self.kind, self.object) {
             (Kind::Json, false) => format!("[{}]", joined()),
@@ -1022,6 +1033,28 @@ mod tests {
         );
         assert!(parse_text_array("{}").unwrap().is_empty());
         assert!(parse_text_array("a,b").is_err());
+    }
+
+    #[test]
+    fn json_agg_breaks_lines_between_arrays_as_postgresql_does() {
+        use datafusion::arrow::array::ListArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        let arrays: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            Some(vec![Some(1), Some(1)]),
+            Some(vec![Some(2), None]),
+        ]));
+        let mut agg = JsonAggAccumulator {
+            kind: Kind::Json,
+            object: false,
+            fields: vec![Arc::new(Field::new("a", arrays.data_type().clone(), true))],
+            order: RowConverter::new(Vec::new()).unwrap(),
+            elements: Vec::new(),
+        };
+        agg.update_batch(&[arrays]).unwrap();
+        assert_eq!(
+            agg.evaluate().unwrap(),
+            ScalarValue::Utf8(Some("[[1,1], \n [2,null]]".into()))
+        );
     }
 
     #[test]
