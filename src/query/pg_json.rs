@@ -185,6 +185,25 @@ fn is_null(array: &ArrayRef, row: usize) -> bool {
         .is_some_and(|nulls| nulls.is_null(row))
 }
 
+/// The text of one value of a string argument. One value, not a cast of
+/// the whole column: the functions read their arguments row by row.
+fn text_at(array: &ArrayRef, row: usize) -> Result<String> {
+    match ScalarValue::try_from_array(array, row)? {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Ok(s),
+        other => Ok(other.to_string()),
+    }
+}
+
+/// One value of an integer argument, as i64.
+fn int_at(array: &ArrayRef, row: usize) -> Result<i64> {
+    match ScalarValue::try_from_array(array, row)?.cast_to(&DataType::Int64)? {
+        ScalarValue::Int64(Some(v)) => Ok(v),
+        other => Err(invalid(format!("{other} is not an array index"))),
+    }
+}
+
 fn is_string(data_type: &DataType) -> bool {
     matches!(
         data_type,
@@ -396,10 +415,7 @@ fn text_array(array: &ArrayRef, row: usize) -> Result<Option<Vec<Option<String>>
                     .collect(),
             ))
         }
-        _ => {
-            let text = strings(array)?.value(row).to_string();
-            parse_text_array(&text).map(Some)
-        }
+        _ => parse_text_array(&text_at(array, row)?).map(Some),
     }
 }
 
@@ -474,14 +490,9 @@ impl JsonFunction {
                             return Ok(None);
                         }
                         if arg.data_type().is_integer() {
-                            let index = cast(arg, &DataType::Int64)?;
-                            vec![Step::Index(
-                                index
-                                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                                    .value(row),
-                            )]
+                            vec![Step::Index(int_at(arg, row)?)]
                         } else {
-                            vec![Step::Key(strings(arg)?.value(row).to_string())]
+                            vec![Step::Key(text_at(arg, row)?)]
                         }
                     }
                     _ if self.variadic_path => {
@@ -490,7 +501,7 @@ impl JsonFunction {
                             if is_null(arg, row) {
                                 return Ok(None);
                             }
-                            steps.push(Step::Key(strings(arg)?.value(row).to_string()));
+                            steps.push(Step::Key(text_at(arg, row)?));
                         }
                         steps
                     }
@@ -534,7 +545,7 @@ impl JsonFunction {
                 }
                 let document = parse(texts.value(row))?;
                 Ok(Some(match self.op {
-                    Op::Exists => document.has_key(strings(&arrays[1])?.value(row)),
+                    Op::Exists => document.has_key(&text_at(&arrays[1], row)?),
                     _ => {
                         let keys: Vec<String> = text_array(&arrays[1], row)?
                             .unwrap_or_default()
@@ -562,12 +573,7 @@ fn delete(documents: &ArrayRef, what: &ArrayRef, rows: usize) -> Result<StringAr
             }
             let document = parse(texts.value(row))?;
             let result = if what.data_type().is_integer() {
-                let index = cast(what, &DataType::Int64)?;
-                document.without_index(
-                    index
-                        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                        .value(row),
-                )
+                document.without_index(int_at(what, row)?)
             } else {
                 match what.data_type() {
                     DataType::List(_) => text_array(what, row)?
@@ -575,7 +581,7 @@ fn delete(documents: &ArrayRef, what: &ArrayRef, rows: usize) -> Result<StringAr
                         .into_iter()
                         .flatten()
                         .fold(document, |d, key| d.without_key(&key)),
-                    _ => document.without_key(strings(what)?.value(row)),
+                    _ => document.without_key(&text_at(what, row)?),
                 }
             };
             Ok(Some(result.to_string()))
@@ -635,7 +641,7 @@ fn json_text(array: &ArrayRef, field: &Field, row: usize) -> Result<String> {
         return Ok("null".into());
     }
     if Kind::of(field).is_some() {
-        return Ok(strings(array)?.value(row).to_string());
+        return text_at(array, row);
     }
     if let DataType::List(_) = array.data_type()
         && let ScalarValue::List(list) = ScalarValue::try_from_array(array, row)?
@@ -841,7 +847,7 @@ impl JsonAggAccumulator {
         if is_null(&values[0], row) {
             return Err(invalid("field name must not be null"));
         }
-        let key = strings(&values[0])?.value(row).to_string();
+        let key = text_at(&values[0], row)?;
         Ok(match self.kind {
             Kind::Jsonb => Json::Array(vec![Json::String(key), parse(&value(1)?)?]).to_string(),
             Kind::Json => {

@@ -12,32 +12,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, CharacterLength, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value, VisitMut,
-    visit_expressions_mut,
+    CastKind, CharacterLength, DataType, Expr, Value, VisitMut, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
-}
+use super::function_call;
 
 fn json_input(data_type: &DataType) -> Option<&'static str> {
     match data_type {
@@ -66,10 +44,7 @@ fn varchar_length(data_type: &DataType) -> Option<u64> {
 /// statement. Text that does not parse is returned as it is, so that the
 /// planner reports the error.
 pub fn expression_sql(sql: &str) -> String {
-    let parsed = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr());
-    match parsed {
+    match super::parse_expr(sql) {
         Ok(mut expr) => {
             rewrite_casts(&mut expr);
             expr.to_string()
@@ -91,7 +66,7 @@ pub fn rewrite_casts<V: VisitMut>(node: &mut V) {
                 ..
             } => {
                 if let Some(function) = json_input(data_type) {
-                    Some(call(function, vec![(**inner).clone()]))
+                    Some(function_call(function, vec![(**inner).clone()]))
                 } else {
                     varchar_length(data_type).map(|length| {
                         let plain = Expr::Cast {
@@ -101,7 +76,7 @@ pub fn rewrite_casts<V: VisitMut>(node: &mut V) {
                             array: false,
                             format: None,
                         };
-                        call(
+                        function_call(
                             "left",
                             vec![plain, Expr::value(Value::Number(length.to_string(), false))],
                         )
@@ -109,7 +84,7 @@ pub fn rewrite_casts<V: VisitMut>(node: &mut V) {
                 }
             }
             Expr::TypedString(typed) => json_input(&typed.data_type)
-                .map(|function| call(function, vec![Expr::Value(typed.value.clone())])),
+                .map(|function| function_call(function, vec![Expr::Value(typed.value.clone())])),
             _ => None,
         };
         if let Some(replacement) = replacement {

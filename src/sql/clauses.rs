@@ -24,8 +24,6 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, LimitClause, Query,
     SetExpr, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 struct FetchToLimit;
 
@@ -130,10 +128,7 @@ fn tuple_in_exists(items: &[Expr], subquery: &Query) -> Option<Expr> {
         columns.join(", "),
         conditions.join(" AND ")
     );
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    super::parse_expr(&sql).ok()
 }
 
 fn nullif_case(expr: &Expr) -> Option<Expr> {
@@ -157,10 +152,7 @@ fn nullif_case(expr: &Expr) -> Option<Expr> {
         return None;
     };
     let sql = format!("CASE WHEN ({a}) = ({b}) THEN NULL ELSE ({a}) END");
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    super::parse_expr(&sql).ok()
 }
 
 /// `pattern` with escape character `escape` (None: no escape at all)

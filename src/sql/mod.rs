@@ -57,10 +57,11 @@ static USER_RULES: LazyLock<Vec<Box<dyn SqlStatementRewriteRule>>> = LazyLock::n
     ]
 });
 
-/// Whether a statement reads PostgreSQL's catalogs, the way client tools do.
+/// Whether a statement reads PostgreSQL's catalogs, the way client tools do
+/// (`to_regtype` becomes a read of pg_type).
 fn is_catalog_query(sql: &str) -> bool {
     let lower = sql.to_ascii_lowercase();
-    lower.contains("pg_") || lower.contains("information_schema")
+    lower.contains("pg_") || lower.contains("information_schema") || lower.contains("to_regtype")
 }
 
 /// Parses one or more `;`-separated statements.
@@ -86,7 +87,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     {
         return Err(Error::TooDeep);
     }
-    let parsed = if is_catalog_query(sql) || sql.to_ascii_lowercase().contains("to_regtype") {
+    let parsed = if is_catalog_query(sql) {
         CATALOG_PARSER.parse(sql).map(|statements| {
             statements
                 .into_iter()
@@ -319,6 +320,38 @@ fn char_offset(sql: &str, line: usize, column: usize) -> usize {
         .map(|l| l.chars().count() + 1)
         .sum();
     before + column
+}
+
+/// One SQL expression, read as PostgreSQL's dialect reads it (for the
+/// rewrites that build a replacement from SQL text).
+pub fn parse_expr(sql: &str) -> std::result::Result<Expr, ParserError> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+}
+
+/// The call `name(args...)`.
+pub fn function_call(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
 
 /// An identifier as PostgreSQL resolves it.

@@ -29,10 +29,7 @@ fn lookup(argument: Expr) -> Option<Expr> {
     // max(): NULL when no type matches (a bare `oid` column is declared
     // non-null, and a subquery with no row would break that).
     let sql = format!("(SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = {argument})");
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    super::parse_expr(&sql).ok()
 }
 
 pub fn rewrite_to_regtype(statement: &mut Statement) {

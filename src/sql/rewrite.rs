@@ -15,13 +15,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select,
+    Assignment, AssignmentTarget, Expr, GroupByExpr, Ident, ObjectName, Query, Select,
     SelectFlavor, SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, Update,
     UpdateTableFromKind, Value, helpers::attached_token::AttachedToken, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{ident_name, object_name_parts};
 use crate::error::{Error, Result};
@@ -107,9 +104,7 @@ fn default_of(table: &ColumnDefaults, column: &str) -> Result<Expr> {
         .and_then(|(_, default)| default.as_ref());
     match default {
         None => Ok(Expr::value(Value::Null)),
-        Some(sql) => Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(sql)
-            .and_then(|mut p| p.parse_expr())
+        Some(sql) => super::parse_expr(sql)
             .map_err(|e| Error::Internal(format!("stored DEFAULT {sql} does not parse: {e}"))),
     }
 }
@@ -202,22 +197,7 @@ fn rewrite_update_from(
             pipe_operators: Vec::new(),
         })
     };
-    let max_of = |expr: Expr| {
-        Expr::Function(Function {
-            name: ObjectName::from(vec![Ident::new("max")]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))],
-                clauses: Vec::new(),
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: Vec::new(),
-        })
-    };
+    let max_of = |expr: Expr| super::function_call("max", vec![expr]);
     for Assignment { value, .. } in update.assignments.iter_mut() {
         let _ = visit_expressions_mut(value, |expr| {
             if is_source_column(expr) {
