@@ -123,12 +123,26 @@ pub enum Error {
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
 
-    /// SAVEPOINT, RELEASE or ROLLBACK TO outside BEGIN ... COMMIT.
+    /// SAVEPOINT, RELEASE, ROLLBACK TO or DECLARE CURSOR outside BEGIN ...
+    /// COMMIT.
     #[error("{0} can only be used in transaction blocks")]
     NoTransactionBlock(&'static str),
 
     #[error("savepoint \"{0}\" does not exist")]
     UndefinedSavepoint(String),
+
+    #[error("{0} cannot run inside a transaction block")]
+    ActiveTransaction(&'static str),
+
+    /// FETCH or MOVE backward in a NO SCROLL cursor.
+    #[error("cursor can only scan forward")]
+    ForwardOnlyCursor,
+
+    #[error("cursor \"{0}\" does not exist")]
+    UndefinedCursor(String),
+
+    #[error("cursor \"{0}\" already exists")]
+    DuplicateCursor(String),
 
     /// A statement would change one row twice (ON CONFLICT DO UPDATE).
     #[error("{0}")]

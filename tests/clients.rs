@@ -2251,3 +2251,37 @@ async fn a_parameter_under_a_cast_takes_the_cast_type() {
     let row = client.query_one("SELECT $1::int", &[&42i32]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
 }
+
+/// JDBC's `setFetchSize` and tokio-postgres's `query_portal`: Execute with a
+/// row limit answers that many rows and PortalSuspended, and the next
+/// Execute of the same portal goes on where it stopped; two portals read in
+/// turns do not disturb each other; a limit of 0 takes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_row_limits_resume_where_they_stopped() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    let values: Vec<String> = (1..=10).map(|i| format!("({i})")).collect();
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE pr (id int PRIMARY KEY); INSERT INTO pr VALUES {}",
+            values.join(", ")
+        ))
+        .await
+        .unwrap();
+    let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<i32>>();
+    let txn = client.transaction().await.unwrap();
+    let statement = txn
+        .prepare("SELECT id FROM pr WHERE id > $1 ORDER BY id")
+        .await
+        .unwrap();
+    let high = txn.bind(&statement, &[&2i32]).await.unwrap();
+    let low = txn.bind(&statement, &[&7i32]).await.unwrap();
+    assert_eq!(ids(txn.query_portal(&high, 3).await.unwrap()), [3, 4, 5]);
+    assert_eq!(ids(txn.query_portal(&low, 2).await.unwrap()), [8, 9]);
+    assert_eq!(ids(txn.query_portal(&high, 3).await.unwrap()), [6, 7, 8]);
+    assert_eq!(ids(txn.query_portal(&high, 0).await.unwrap()), [9, 10]);
+    assert_eq!(ids(txn.query_portal(&low, 5).await.unwrap()), [10]);
+    assert!(txn.query_portal(&high, 5).await.unwrap().is_empty());
+    txn.commit().await.unwrap();
+    assert_alive(&client).await;
+}

@@ -201,3 +201,18 @@ async fn psycopg_savepoints_script_passes() {
     // All of the script's checks ran (34 against PostgreSQL 15).
     run_script(&server, "psycopg_savepoints.py", 34).await;
 }
+
+/// psycopg 3's server-side cursors (`conn.cursor(name)`: DECLARE with
+/// parameters, Describe of the cursor's portal, FETCH FORWARD, MOVE, scroll,
+/// NO SCROLL, WITH HOLD, binary rows) and SQL DECLARE/FETCH/MOVE/CLOSE
+/// (`tests/python/psycopg_cursors.py`), as psycopg gives them against
+/// PostgreSQL 15.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_cursors_script_passes() {
+    if !psycopg_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    // All of the script's checks ran (26 against PostgreSQL 15).
+    run_script(&server, "psycopg_cursors.py", 26).await;
+}

@@ -23,6 +23,9 @@ pub fn error_info(error: &Error) -> ErrorInfo {
             info.detail = Some(detail.clone());
             info.constraint = Some(constraint.clone());
         }
+        Error::ForwardOnlyCursor => {
+            info.hint = Some("Declare it with SCROLL option to enable backward scan.".into());
+        }
         Error::DependentObjects { detail, .. } => {
             info.detail = Some(detail.clone());
             info.hint = Some("Use DROP ... CASCADE to drop the dependent objects too.".into());
@@ -68,6 +71,10 @@ fn classify(error: &Error) -> (&'static str, String) {
         Error::TransactionAborted => "25P02",
         Error::NoTransactionBlock(_) => "25P01",
         Error::UndefinedSavepoint(_) => "3B001",
+        Error::UndefinedCursor(_) => "34000",
+        Error::ForwardOnlyCursor => "55000",
+        Error::ActiveTransaction(_) => "25001",
+        Error::DuplicateCursor(_) => "42P03",
         Error::Cardinality(_) => "21000",
         Error::AmbiguousColumn(_) => "42702",
         Error::InvalidColumnReference(_) => "42P10",

@@ -16,23 +16,26 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::sqlparser::ast::{Statement, Value, visit_expressions};
+use datafusion::sql::sqlparser::ast::{DiscardObject, Statement, Value, visit_expressions};
 use futures::future::{Either, select};
 use futures::{FutureExt, Sink, SinkExt, StreamExt, stream};
 use pgwire::api::copy;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
-    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
-    send_ready_for_query,
+    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response,
+    send_query_response, send_ready_for_query,
 };
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
 use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_PORTAL};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -40,6 +43,7 @@ use pgwire::types::format::FormatOptions;
 use tokio::time::Instant;
 
 use super::cancel::{self, CancelSignal};
+use super::cursor::{self, Cursors};
 use super::errors::error_info;
 use super::params;
 use super::prepared;
@@ -169,6 +173,7 @@ impl Handler {
                         .get_or_insert_with(TxnSlot::default)
                         .take(),
                 );
+                cursors(client).end_block(false);
             }
             match statement {
                 Statement::Rollback { .. } => {}
@@ -222,10 +227,15 @@ impl Handler {
         }
         match statement {
             Statement::StartTransaction { .. } => slot.begin(),
-            Statement::Rollback { .. } => drop(slot.take()),
+            Statement::Rollback { .. } => {
+                drop(slot.take());
+                cursors(client).end_block(false);
+            }
             Statement::Commit { .. } => {
                 if let Some(txn) = slot.take() {
-                    self.db.commit_transaction(txn).await?;
+                    let committed = self.db.commit_transaction(txn).await;
+                    cursors(client).end_block(committed.is_ok());
+                    committed?;
                     if implicit_flush(client) {
                         self.db.flush().await?;
                     }
@@ -235,6 +245,16 @@ impl Handler {
         }
         if let Some(outcome) = self.show_server_setting(statement)? {
             return encode(client, statement, outcome, format, Stop::default());
+        }
+        if let Statement::Discard {
+            object_type: DiscardObject::ALL,
+        } = statement
+        {
+            if client.transaction_status() != TransactionStatus::Idle {
+                return Err(Error::ActiveTransaction("DISCARD ALL"));
+            }
+            cursors(client).clear();
+            prepared::deallocate(client, None);
         }
         if let Some(effect) = session::apply(client, statement) {
             return match effect? {
@@ -258,10 +278,27 @@ impl Handler {
         let mut txn = slot.take();
         let in_block = txn.is_some();
         let flush_after = !in_block && is_write(statement) && implicit_flush(client);
+        let cursors = cursors(client);
+        let declared = cursor::declared(statement);
+        if let Some(declared) = &declared {
+            declared.allowed(in_block)?;
+        }
         let work = async {
-            let result = match plan {
-                Some(plan) => self.db.execute_plan(plan, txn.as_mut()).await,
-                None => self.db.execute(statement, &schema, txn.as_mut()).await,
+            let result = match (sql::cursor::step(statement), statement, &declared, plan) {
+                (Some(step), ..) => cursors.step(&step).await.map(cursor::Stepped::outcome),
+                (None, Statement::Close { cursor }, ..) => cursors.close(cursor),
+                (None, _, Some(declared), plan) => {
+                    let outcome = match plan {
+                        Some(plan) => self.db.execute_plan(plan, txn.as_mut()).await,
+                        None => {
+                            let query = declared.query();
+                            self.db.execute(&query, &schema, txn.as_mut()).await
+                        }
+                    };
+                    outcome.and_then(|outcome| cursors.declare(declared, outcome, in_block))
+                }
+                (None, _, None, Some(plan)) => self.db.execute_plan(plan, txn.as_mut()).await,
+                (None, _, None, None) => self.db.execute(statement, &schema, txn.as_mut()).await,
             };
             // A failed statement aborts the block (25P02 until it ends), but
             // the block is kept, as its locks are in PostgreSQL: ROLLBACK TO
@@ -398,6 +435,13 @@ impl TxnSlot {
     }
 }
 
+/// The session's cursors (`cursor.rs`).
+pub(super) fn cursors<C: ClientInfo>(client: &C) -> Arc<Cursors> {
+    client
+        .session_extensions()
+        .get_or_insert_with(Cursors::default)
+}
+
 /// RisingWave's `implicit_flush`: a write returns only once every MV shows it.
 pub(super) fn implicit_flush<C: ClientInfo>(client: &C) -> bool {
     session::setting(client, "implicit_flush")
@@ -515,7 +559,11 @@ fn encode<C: ClientInfo>(
                     };
                 stream::iter(encoded)
             });
-            Ok(Response::Query(QueryResponse::new(fields, rows)))
+            let mut response = QueryResponse::new(fields, rows);
+            if matches!(statement, Statement::Fetch { .. }) {
+                response.set_command_tag("FETCH");
+            }
+            Ok(Response::Query(response))
         }
     }
 }
@@ -677,18 +725,8 @@ impl StatementParser {
         // VALUES): planning it here would be wasted work.
         let literal_insert =
             matches!(statement, Statement::Insert(_)) && !has_parameters(&statement);
-        let plan = if Database::is_planned(&statement) && !literal_insert {
-            // An upsert is planned as its plain INSERT: that plan gives the
-            // parameters their types; Execute binds them into the statement
-            // (`bound_insert`), which the upsert path runs.
-            let planned = match &statement {
-                Statement::Insert(insert) if insert.on.is_some() => {
-                    let mut plain = insert.clone();
-                    plain.on = None;
-                    Statement::Insert(plain)
-                }
-                _ => statement.clone(),
-            };
+        let planned = planned_form(&statement);
+        let plan = if Database::is_planned(&planned) && !literal_insert {
             Some(self.db.plan(&planned, schema).await?)
         } else {
             None
@@ -702,6 +740,39 @@ impl StatementParser {
             schema: schema.to_string(),
         }))
     }
+}
+
+/// The statement whose plan stands for `statement` in the extended
+/// protocol. An upsert is planned as its plain INSERT: that plan gives the
+/// parameters their types; Execute binds them into the statement
+/// (`bound_literal_insert`), which the upsert path runs. A DECLARE is its
+/// cursor's query.
+fn planned_form(statement: &Statement) -> Statement {
+    match statement {
+        Statement::Insert(insert) if insert.on.is_some() => {
+            let mut plain = insert.clone();
+            plain.on = None;
+            Statement::Insert(plain)
+        }
+        _ => match cursor::declared(statement) {
+            Some(declared) => declared.query(),
+            None => statement.clone(),
+        },
+    }
+}
+
+/// The columns a FETCH returns: its cursor's (none if there is no such
+/// cursor yet; the FETCH itself then fails). `None` for other statements.
+fn fetched_columns<C: ClientInfo>(
+    client: &C,
+    prepared: &Prepared,
+    format: &Format,
+) -> Option<PgWireResult<Vec<FieldInfo>>> {
+    let step = sql::cursor::step(&prepared.statement).filter(|step| !step.is_move)?;
+    Some(match cursors(client).columns(&step.cursor) {
+        Some(columns) => fields_for(&columns, format, Arc::new(FormatOptions::default())),
+        None => Ok(Vec::new()),
+    })
 }
 
 fn has_parameters(statement: &Statement) -> bool {
@@ -723,6 +794,7 @@ fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
     if let (Some(plan), Some(columns)) = (&prepared.plan, &prepared.columns) {
         return match plan {
             LogicalPlan::Dml(_) => None,
+            _ if matches!(prepared.statement, Statement::Declare { .. }) => None,
             _ => Some(rename_columns(columns, &prepared.statement)),
         };
     }
@@ -803,6 +875,84 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<StatementParser> {
         self.parser.clone()
+    }
+
+    /// A cursor's name is also a portal's (PostgreSQL keeps both in one
+    /// namespace): psycopg describes the portal its DECLARE opened.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && let Some(name) = message.name.as_deref()
+            && client.portal_store().get_portal(name).is_none()
+            && let Some(columns) = cursors(client).columns(name)
+        {
+            let fields = fields_for(
+                &columns,
+                &Format::UnifiedText,
+                Arc::new(FormatOptions::default()),
+            )?;
+            return send_describe_response(client, &DescribePortalResponse::new(fields)).await;
+        }
+        self._on_describe(client, message).await
+    }
+
+    /// pgwire's, except that a FETCH describes as its cursor's columns.
+    async fn do_describe_statement<C>(
+        &self,
+        client: &mut C,
+        target: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = match fetched_columns(client, &target.statement, &Format::UnifiedText) {
+            Some(fields) => fields?,
+            None => self.parser.get_result_schema(&target.statement, None)?,
+        };
+        let server_types = self.parser.get_parameter_types(&target.statement)?;
+        let count = target.parameter_types.len().max(server_types.len());
+        let types = (0..count)
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| server_types.get(i).cloned())
+                    .unwrap_or(Type::UNKNOWN)
+            })
+            .collect();
+        Ok(DescribeStatementResponse::new(types, fields))
+    }
+
+    /// pgwire's, except that a FETCH describes as its cursor's columns.
+    async fn do_describe_portal<C>(
+        &self,
+        client: &mut C,
+        target: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let format = &target.result_column_format;
+        let fields = match fetched_columns(client, &target.statement.statement, format) {
+            Some(fields) => fields?,
+            None => self
+                .parser
+                .get_result_schema(&target.statement.statement, Some(format))?,
+        };
+        Ok(DescribePortalResponse::new(fields))
     }
 
     /// After the statement, a block resumed by ROLLBACK TO is in-transaction
@@ -918,7 +1068,11 @@ impl Handler {
             {
                 plan.clone()
             }
-            _ => self.db.plan(&prepared.statement, schema).await?,
+            _ => {
+                self.db
+                    .plan(&planned_form(&prepared.statement), schema)
+                    .await?
+            }
         };
         let values = params::bind(portal, &plan)?;
         Ok(plan.replace_params_with_values(&values)?)

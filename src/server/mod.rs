@@ -8,6 +8,7 @@
 mod cancel;
 mod copy;
 mod copy_format;
+mod cursor;
 mod errors;
 mod handler;
 mod params;

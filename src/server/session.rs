@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::sql::sqlparser::ast::{Expr, Reset, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{DiscardObject, Expr, Reset, Set, Statement, Value};
 use pgwire::api::ClientInfo;
 use pgwire::api::results::{Response, Tag};
 
@@ -215,23 +215,10 @@ pub fn apply<C: ClientInfo + ?Sized>(
             "SET",
         )))),
         Statement::Reset(reset) => {
-            let saved = client
-                .session_extensions()
-                .get_or_insert_with(Saved::default);
-            let mut saved = saved.0.lock().expect("saved settings lock poisoned");
-            let keys: Vec<String> = match &reset.reset {
-                Reset::ALL => saved.keys().cloned().collect(),
-                Reset::ConfigurationParameter(name) => vec![metadata_key(&name.to_string())],
-            };
-            for key in keys {
-                match saved.remove(&key) {
-                    Some(Some(original)) => {
-                        client.metadata_mut().insert(key, original);
-                    }
-                    Some(None) => {
-                        client.metadata_mut().remove(&key);
-                    }
-                    None => {}
+            match &reset.reset {
+                Reset::ALL => reset_settings(client, None),
+                Reset::ConfigurationParameter(name) => {
+                    reset_settings(client, Some(metadata_key(&name.to_string())))
                 }
             }
             Ok(SessionEffect::Response(Response::Execution(Tag::new(
@@ -255,12 +242,41 @@ pub fn apply<C: ClientInfo + ?Sized>(
         Statement::Rollback { .. } => Ok(SessionEffect::Response(Response::TransactionEnd(
             Tag::new("ROLLBACK"),
         ))),
-        Statement::Discard { .. } => Ok(SessionEffect::Response(Response::Execution(Tag::new(
-            "DISCARD ALL",
-        )))),
+        Statement::Discard { object_type } => {
+            if matches!(object_type, DiscardObject::ALL) {
+                reset_settings(client, None);
+            }
+            Ok(SessionEffect::Response(Response::Execution(Tag::new(
+                &format!("DISCARD {object_type}"),
+            ))))
+        }
         _ => return None,
     };
     Some(effect)
+}
+
+/// RESET: every setting the session changed (`None`), or one, back to what
+/// it was at connect.
+fn reset_settings<C: ClientInfo + ?Sized>(client: &mut C, only: Option<String>) {
+    let saved = client
+        .session_extensions()
+        .get_or_insert_with(Saved::default);
+    let mut saved = saved.0.lock().expect("saved settings lock poisoned");
+    let keys: Vec<String> = match only {
+        None => saved.keys().cloned().collect(),
+        Some(key) => vec![key],
+    };
+    for key in keys {
+        match saved.remove(&key) {
+            Some(Some(original)) => {
+                client.metadata_mut().insert(key, original);
+            }
+            Some(None) => {
+                client.metadata_mut().remove(&key);
+            }
+            None => {}
+        }
+    }
 }
 
 /// The column `SHOW name` prints, or `None` for `SHOW ALL` (two columns).

@@ -17,12 +17,19 @@
 //! - `NULLIF(a, b)` is `CASE WHEN a = b THEN NULL ELSE a END`, PostgreSQL's
 //!   definition of it, so that its type is a's (`NULLIF(1, 1.5)` is the
 //!   integer 1; DataFusion gives the common type, numeric 1.0).
+//! - A one-column set-returning function in FROM (`generate_series`,
+//!   `unnest` of one array) without column names takes its column's name
+//!   from its alias, or its own name without one: `SELECT g FROM
+//!   generate_series(1, 3) g` and `SELECT generate_series FROM
+//!   generate_series(1, 3)`, as in PostgreSQL (DataFusion names the column
+//!   `value` or after the whole call).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, LimitClause, Query,
-    SetExpr, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause,
+    Query, SetExpr, TableAlias, TableAliasColumnDef, TableFactor, Value, ValueWithSpan, VisitMut,
+    VisitorMut, visit_expressions_mut,
 };
 
 struct FetchToLimit;
@@ -56,6 +63,55 @@ impl VisitorMut for FetchToLimit {
             Some(_) => return ControlFlow::Continue(()),
         }
         query.fetch = None;
+        ControlFlow::Continue(())
+    }
+}
+
+struct FunctionColumnNames;
+
+impl VisitorMut for FunctionColumnNames {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let (alias, function) = match factor {
+            TableFactor::Table {
+                name,
+                alias,
+                args: Some(_),
+                with_ordinality: false,
+                ..
+            } => {
+                let function = name
+                    .0
+                    .last()
+                    .and_then(|part| part.as_ident())
+                    .map(|ident| ident.value.to_ascii_lowercase());
+                match function.as_deref() {
+                    Some("generate_series") => (alias, "generate_series"),
+                    _ => return ControlFlow::Continue(()),
+                }
+            }
+            TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset: false,
+                with_ordinality: false,
+                ..
+            } if array_exprs.len() == 1 => (alias, "unnest"),
+            _ => return ControlFlow::Continue(()),
+        };
+        let alias = alias.get_or_insert_with(|| TableAlias {
+            explicit: true,
+            name: Ident::new(function),
+            columns: Vec::new(),
+            at: None,
+        });
+        if alias.columns.is_empty() {
+            alias.columns = vec![TableAliasColumnDef {
+                name: alias.name.clone(),
+                data_type: None,
+            }];
+        }
         ControlFlow::Continue(())
     }
 }
@@ -209,6 +265,7 @@ fn rewrite_escape(pattern: &mut Expr, escape_char: &mut Option<ValueWithSpan>) {
 /// Rewrites every such clause in `node`, at any depth.
 pub fn rewrite_clauses<V: VisitMut>(node: &mut V) {
     let _ = node.visit(&mut FetchToLimit);
+    let _ = node.visit(&mut FunctionColumnNames);
     let _ = node.visit(&mut TupleInToExists);
     let _ = visit_expressions_mut(node, |expr| {
         if let Some(case) = nullif_case(expr) {
@@ -268,6 +325,24 @@ mod tests {
         assert_eq!(rewritten(not_in), not_in);
         let in_or = "SELECT * FROM t WHERE k = 1 OR (a, b) IN (SELECT x, y FROM u)";
         assert_eq!(rewritten(in_or), in_or);
+    }
+
+    #[test]
+    fn a_set_returning_function_names_its_column_after_its_alias() {
+        assert_eq!(
+            rewritten("SELECT g FROM generate_series(1, 3) g"),
+            "SELECT g FROM generate_series(1, 3) g (g)"
+        );
+        assert_eq!(
+            rewritten("SELECT * FROM generate_series(1, 3)"),
+            "SELECT * FROM generate_series(1, 3) AS generate_series (generate_series)"
+        );
+        assert_eq!(
+            rewritten("SELECT u FROM unnest(ARRAY[1, 2]) AS u"),
+            "SELECT u FROM UNNEST(ARRAY[1, 2]) AS u (u)"
+        );
+        let named = "SELECT a FROM generate_series(1, 3) AS s (a)";
+        assert_eq!(rewritten(named), named);
     }
 
     #[test]

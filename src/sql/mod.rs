@@ -8,6 +8,7 @@
 mod casts;
 mod catalog_views;
 mod clauses;
+pub mod cursor;
 mod literal_insert;
 mod names;
 mod regtype;
@@ -69,12 +70,12 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     if let Some(insert) = literal_insert::parse(sql) {
         return Ok(vec![insert]);
     }
-    if let Some(pieces) = split_flush(sql) {
+    if let Some(pieces) = split_special(sql) {
         let mut statements = Vec::new();
-        for piece in pieces {
+        for piece in pieces? {
             match piece {
-                None => statements.push(flush_statement()),
-                Some(text) => statements.extend(parse(&text)?),
+                Piece::Parsed(statement) => statements.push(*statement),
+                Piece::Text(text) => statements.extend(parse(&text)?),
             }
         }
         return Ok(statements);
@@ -218,11 +219,19 @@ fn flush_statement() -> Statement {
     }
 }
 
+/// A statement that sqlparser cannot read, as `split_special` finds it.
+enum Piece {
+    Text(String),
+    Parsed(Box<Statement>),
+}
+
 /// Splits `sql` at its top-level semicolons if one of the statements is a
-/// bare `FLUSH`: `None` for the FLUSH, the text of every other statement.
-/// `None` overall when there is no FLUSH (the common case).
-fn split_flush(sql: &str) -> Option<Vec<Option<String>>> {
-    if !sql.to_ascii_lowercase().contains("flush") {
+/// bare `FLUSH` or a FETCH/MOVE (`sql::cursor`), which are read here; every
+/// other statement is left as text. `None` when there is none of them (the
+/// common case).
+fn split_special(sql: &str) -> Option<Result<Vec<Piece>>> {
+    let lower = sql.to_ascii_lowercase();
+    if !["flush", "fetch", "move"].iter().any(|w| lower.contains(w)) {
         return None;
     }
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
@@ -240,14 +249,25 @@ fn split_flush(sql: &str) -> Option<Vec<Option<String>>> {
             .collect();
         matches!(words.as_slice(), [Token::Word(w)] if w.value.eq_ignore_ascii_case("flush"))
     };
-    if !pieces.iter().any(|p| is_flush(p)) {
+    if !pieces
+        .iter()
+        .any(|p| is_flush(p) || cursor::starts_cursor_step(p))
+    {
         return None;
     }
     Some(
         pieces
             .into_iter()
             .filter(|p| p.iter().any(|t| !matches!(t, Token::Whitespace(_))))
-            .map(|p| (!is_flush(&p)).then(|| p.iter().map(|t| t.to_string()).collect::<String>()))
+            .map(|p| {
+                if is_flush(&p) {
+                    Ok(Piece::Parsed(Box::new(flush_statement())))
+                } else if cursor::starts_cursor_step(&p) {
+                    cursor::parse(&p).map(|s| Piece::Parsed(Box::new(s)))
+                } else {
+                    Ok(Piece::Text(p.iter().map(|t| t.to_string()).collect()))
+                }
+            })
             .collect(),
     )
 }

@@ -25,6 +25,16 @@ def check(name, actual, expected):
         fail(name, f"expected {expected!r}, got {actual!r}")
 
 
+def expect_sqlstate(name, conn, sql, sqlstate):
+    """Runs `sql` on `conn` (a connection or cursor): it must fail with `sqlstate`."""
+    try:
+        conn.execute(sql)
+    except psycopg.Error as e:
+        check(name, e.sqlstate, sqlstate)
+        return
+    fail(name, "no error")
+
+
 def fail(name, why):
     FAILURES.append(name)
     print(f"FAIL {name}: {why}", flush=True)

@@ -29,7 +29,7 @@ the NOTICEs of IF [NOT] EXISTS.
 import sys
 
 import psycopg
-from harness import check, fail, run
+from harness import check, expect_sqlstate, fail, run
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 from psycopg.types import TypeInfo
@@ -37,15 +37,6 @@ from psycopg.types.json import Jsonb
 
 def ids(conn, table):
     return [r[0] for r in conn.execute(f"SELECT id FROM {table} ORDER BY id").fetchall()]
-
-
-def expect_error(name, conn, sql, sqlstate):
-    try:
-        conn.execute(sql)
-    except psycopg.Error as e:
-        check(name, e.sqlstate, sqlstate)
-        return
-    fail(name, "no error")
 
 
 def nested_blocks(dsn):
@@ -86,19 +77,19 @@ def explicit_savepoints(dsn):
         conn.execute("INSERT INTO sp VALUES (12, 'c')")
         conn.execute("ROLLBACK TO SAVEPOINT s1")
         check("rollback to the first savepoint", ids(conn, "sp"), [1, 2, 4, 10])
-        expect_error("a savepoint after the one rolled back to is gone", conn, "ROLLBACK TO SAVEPOINT s2", "3B001")
+        expect_sqlstate("a savepoint after the one rolled back to is gone", conn, "ROLLBACK TO SAVEPOINT s2", "3B001")
         check("an unknown savepoint aborts the block", conn.info.transaction_status, TransactionStatus.INERROR)
         conn.execute("ROLLBACK TO SAVEPOINT s1")
         check("rolling back to a savepoint resumes an aborted block", conn.info.transaction_status, TransactionStatus.INTRANS)
         conn.execute("INSERT INTO sp VALUES (13, 'd')")
         conn.execute("RELEASE SAVEPOINT s1")
-        expect_error("a released savepoint is gone", conn, "RELEASE SAVEPOINT s1", "3B001")
+        expect_sqlstate("a released savepoint is gone", conn, "RELEASE SAVEPOINT s1", "3B001")
         conn.rollback()
         check("a rolled back block leaves nothing", ids(conn, "sp"), [1, 2, 4])
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        expect_error("SAVEPOINT outside a block", conn, "SAVEPOINT nowhere", "25P01")
-        expect_error("ROLLBACK TO outside a block", conn, "ROLLBACK TO SAVEPOINT nowhere", "25P01")
+        expect_sqlstate("SAVEPOINT outside a block", conn, "SAVEPOINT nowhere", "25P01")
+        expect_sqlstate("ROLLBACK TO outside a block", conn, "ROLLBACK TO SAVEPOINT nowhere", "25P01")
         check("still idle", conn.info.transaction_status, TransactionStatus.IDLE)
     with psycopg.connect(dsn) as conn:
         # The simple protocol, as psycopg2 and psql send it.
