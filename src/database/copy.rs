@@ -12,7 +12,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, RecordBatch, StringArray, new_null_array,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{CopySource, Ident, ObjectName, Statement};
@@ -35,6 +35,9 @@ pub struct CopyTarget {
     table: String,
     /// Positions in the table of the columns the data holds, in data order.
     columns: Vec<usize>,
+    /// Those columns, with their declared types (binary COPY reads each
+    /// value in its type's format).
+    fields: Vec<Field>,
 }
 
 impl CopyTarget {
@@ -44,6 +47,10 @@ impl CopyTarget {
 
     pub fn table_name(&self) -> &str {
         &self.table
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
     }
 }
 
@@ -109,11 +116,16 @@ impl Database {
                 return Err(Error::DuplicateColumn(def.columns[*position].name.clone()));
             }
         }
+        let fields = positions
+            .iter()
+            .map(|&p| def.columns[p].ty.field(&def.columns[p].name, true))
+            .collect();
         Ok(CopyTarget {
             id: def.id,
             schema,
             table,
             columns: positions,
+            fields,
         })
     }
 

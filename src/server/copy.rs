@@ -28,6 +28,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::types::format::FormatOptions;
 
+use super::copy_binary;
 use super::copy_format::CopyFormat;
 use super::handler::{Handler, TxnSlot, fields_for, implicit_flush, rename_columns, user_error};
 use super::{session, text};
@@ -74,11 +75,6 @@ impl Handler {
             return Err(Error::Internal("not a COPY statement".into()));
         };
         let format = CopyFormat::from_options(options, legacy_options)?;
-        if format.binary {
-            return Err(Error::NotSupported(
-                "COPY in BINARY format is not supported yet: use FORMAT text or csv".into(),
-            ));
-        }
         let schema = self.schema(client);
         match (to, target) {
             (false, SqlCopyTarget::Stdin) => {
@@ -94,6 +90,7 @@ impl Handler {
                 };
                 let target = self.db.copy_target(table_name, columns, &schema)?;
                 let columns = target.column_count();
+                let binary = format.binary;
                 client
                     .session_extensions()
                     .get_or_insert_with(CopySlot::default)
@@ -105,7 +102,7 @@ impl Handler {
                         })
                     });
                 Ok(Response::CopyIn(CopyResponse::new(
-                    0,
+                    i8::from(binary),
                     columns,
                     stream::empty::<PgWireResult<CopyData>>(),
                 )))
@@ -163,10 +160,16 @@ impl Handler {
             return Err(Error::Internal("COPY's query returned no rows".into()));
         };
         let row_schema = rename_columns(&row_schema, query);
-        let text_format = Format::UnifiedText;
+        // Binary COPY carries each value in its type's binary send format,
+        // as a binary DataRow does.
+        let row_format = if format.binary {
+            Format::UnifiedBinary
+        } else {
+            Format::UnifiedText
+        };
         let options = std::sync::Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let fields = std::sync::Arc::new(
-            fields_for(&row_schema, &text_format, options)
+            fields_for(&row_schema, &row_format, options)
                 .map_err(|e| Error::Internal(e.to_string()))?,
         );
         let width = row_schema.fields().len();
@@ -181,14 +184,22 @@ impl Handler {
             })
             .collect();
         let time_zone = session::setting(client, "TimeZone").unwrap_or_default();
+        let wire_format = i8::from(format.binary);
         client
             .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
-                0,
+                wire_format,
                 width as i16,
-                vec![0; width],
+                vec![i16::from(wire_format); width],
             )))
             .await
             .map_err(|e| Error::Internal(PgWireError::from(e).to_string()))?;
+        // Binary output starts with its header in the first message, as
+        // PostgreSQL's does (tokio-postgres's reader expects the first row
+        // there too).
+        let mut binary_header = Vec::new();
+        if format.binary {
+            copy_binary::header(&mut binary_header);
+        }
         if format.header {
             let names: Vec<String> = row_schema
                 .fields()
@@ -201,14 +212,24 @@ impl Handler {
         }
         let mut count = 0;
         while let Some(batch) = rows.next().await {
-            let batch = text::render(batch?, &row_schema, &text_format, &time_zone)?;
+            let batch = text::render(batch?, &row_schema, &row_format, &time_zone)?;
             for row in encode_recordbatch(fields.clone(), batch) {
                 let row = row.map_err(|e| Error::Internal(e.to_string()))?;
-                let mut line = Vec::new();
-                format.encode_row(&data_row_fields(&row.data, width)?, &forced, &mut line);
+                let values = data_row_fields(&row.data, width)?;
+                let mut line = std::mem::take(&mut binary_header);
+                if format.binary {
+                    copy_binary::encode_row(&values, &mut line);
+                } else {
+                    format.encode_row(&values, &forced, &mut line);
+                }
                 send(client, line).await?;
                 count += 1;
             }
+        }
+        if format.binary {
+            let mut trailer = binary_header;
+            copy_binary::trailer(&mut trailer);
+            send(client, trailer).await?;
         }
         client
             .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
@@ -330,7 +351,7 @@ impl Handler {
         let table = incoming.target.table_name().to_string();
         let records = incoming
             .format
-            .decode(&incoming.data)
+            .decode(&incoming.data, incoming.target.fields())
             .map_err(|(line, message)| Error::InCopy {
                 error: Box::new(Error::Data {
                     code: "22P04",

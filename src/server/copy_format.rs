@@ -1,4 +1,5 @@
-//! COPY's text and CSV formats, as PostgreSQL reads and writes them.
+//! COPY's text and CSV formats, as PostgreSQL reads and writes them
+//! (binary is `copy_binary.rs`).
 //!
 //! Text: one line per row, fields split by the delimiter (tab), `\N` for
 //! NULL, backslash escapes (`\n`, `\t`, `\\`, octal `\123`, hex `\x41`, and
@@ -14,6 +15,7 @@
 //! Line numbers count records from 1, the header included, so that an
 //! error names the line a person sees in the file.
 
+use datafusion::arrow::datatypes::Field;
 use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, Ident};
 
 use crate::error::{Error, Result};
@@ -144,8 +146,16 @@ impl CopyFormat {
         Ok(format)
     }
 
-    /// The records of `data`, header skipped. An error names its line.
-    pub fn decode(&self, data: &[u8]) -> std::result::Result<Vec<Record>, (usize, String)> {
+    /// The records of `data` for columns `fields`, header skipped. An error
+    /// names its line (its tuple in binary).
+    pub fn decode(
+        &self,
+        data: &[u8],
+        fields: &[Field],
+    ) -> std::result::Result<Vec<Record>, (usize, String)> {
+        if self.binary {
+            return super::copy_binary::decode(data, fields);
+        }
         let text = std::str::from_utf8(data).map_err(|e| {
             let line = data[..e.valid_up_to()]
                 .iter()
@@ -436,7 +446,7 @@ mod tests {
     #[test]
     fn text_fields_nulls_and_escapes() {
         let records = text()
-            .decode(b"1\ta\\tb\t\\N\n2\t\\\\x\\101\\x41\t\n\\.\nignored\n")
+            .decode(b"1\ta\\tb\t\\N\n2\t\\\\x\\101\\x41\t\n\\.\nignored\n", &[])
             .unwrap();
         assert_eq!(
             records,
@@ -454,7 +464,10 @@ mod tests {
             ..csv()
         };
         let records = format
-            .decode(b"id,note\r\n1,\"a,\"\"b\"\"\"\r\n2,\n3,\"\"\n4,\"two\nlines\"\n5,x\n")
+            .decode(
+                b"id,note\r\n1,\"a,\"\"b\"\"\"\r\n2,\n3,\"\"\n4,\"two\nlines\"\n5,x\n",
+                &[],
+            )
             .unwrap();
         assert_eq!(
             records,
@@ -466,7 +479,7 @@ mod tests {
                 (7, vec![s("5"), s("x")]),
             ]
         );
-        assert_eq!(csv().decode(b"1,\"open\n").unwrap_err().0, 1);
+        assert_eq!(csv().decode(b"1,\"open\n", &[]).unwrap_err().0, 1);
     }
 
     #[test]
@@ -481,7 +494,7 @@ mod tests {
                 format.encode_row(row, &[], &mut out);
             }
             let back: Vec<Vec<Option<String>>> = format
-                .decode(&out)
+                .decode(&out, &[])
                 .unwrap()
                 .into_iter()
                 .map(|(_, fields)| fields)

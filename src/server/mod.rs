@@ -7,6 +7,7 @@
 
 mod cancel;
 mod copy;
+mod copy_binary;
 mod copy_format;
 mod cursor;
 mod errors;
