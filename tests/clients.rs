@@ -2225,7 +2225,6 @@ async fn a_bad_epoch_interval_is_refused_by_its_own_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a parameter under a cast ($1::int, CAST($1 AS int)) is described as type unknown"]
 async fn a_parameter_under_a_cast_takes_the_cast_type() {
     let server = TestServer::start().await;
     let client = server.connect().await;

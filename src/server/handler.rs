@@ -727,7 +727,9 @@ impl StatementParser {
             matches!(statement, Statement::Insert(_)) && !has_parameters(&statement);
         let planned = planned_form(&statement);
         let plan = if Database::is_planned(&planned) && !literal_insert {
-            Some(self.db.plan(&planned, schema).await?)
+            Some(params::type_cast_parameters(
+                self.db.plan(&planned, schema).await?,
+            )?)
         } else {
             None
         };
@@ -1068,11 +1070,11 @@ impl Handler {
             {
                 plan.clone()
             }
-            _ => {
+            _ => params::type_cast_parameters(
                 self.db
                     .plan(&planned_form(&prepared.statement), schema)
-                    .await?
-            }
+                    .await?,
+            )?,
         };
         let values = params::bind(portal, &plan)?;
         Ok(plan.replace_params_with_values(&values)?)

@@ -18,13 +18,15 @@ use arrow_pg::datatypes::into_pg_type;
 use bytes::Bytes;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::ParamValues;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use pgwire::api::Type;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::stmt::StoredStatement;
 use pgwire::error::{PgWireError, PgWireResult};
 
-use crate::catalog::{PG_TYPE_KEY, uuid_text};
+use crate::catalog::{ColumnType, PG_TYPE_KEY, uuid_text};
 use crate::error::{Error, Result};
 
 /// The PostgreSQL type of a result column or parameter.
@@ -37,6 +39,61 @@ pub fn pg_type(field: &Field) -> PgWireResult<Type> {
         Some("uuid") => Ok(Type::UUID),
         _ => into_pg_type(field.data_type()),
     }
+}
+
+/// Gives a `$n` that only a cast types (`$1::int`, `CAST($1 AS bigint)`,
+/// `$1::jsonb`) that cast's type, as PostgreSQL does. DataFusion leaves
+/// such a parameter untyped: it is described as `unknown`, and drivers that
+/// encode by the described type (asyncpg, node-postgres with binary
+/// buffers) then cannot send it.
+pub fn type_cast_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let untyped = |e: &Expr| matches!(e, Expr::Placeholder(Placeholder { field: None, .. }));
+    let typed = |e: Expr, field: FieldRef| match e {
+        Expr::Placeholder(p) => Expr::Placeholder(Placeholder {
+            id: p.id,
+            field: Some(field),
+        }),
+        other => other,
+    };
+    let transformed = plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|expr| {
+            expr.transform_up(|e| {
+                Ok(match e {
+                    Expr::Cast(Cast { expr, field }) if untyped(&expr) => {
+                        Transformed::yes(Expr::Cast(Cast {
+                            expr: Box::new(typed(*expr, field.clone())),
+                            field,
+                        }))
+                    }
+                    Expr::TryCast(TryCast { expr, field }) if untyped(&expr) => {
+                        Transformed::yes(Expr::TryCast(TryCast {
+                            expr: Box::new(typed(*expr, field.clone())),
+                            field,
+                        }))
+                    }
+                    Expr::ScalarFunction(mut call)
+                        if call.args.len() == 1 && untyped(&call.args[0]) =>
+                    {
+                        let json = match call.name() {
+                            "pg_json_in" => Some(ColumnType::Json),
+                            "pg_jsonb_in" => Some(ColumnType::Jsonb),
+                            _ => None,
+                        };
+                        match json {
+                            Some(ty) => {
+                                let arg = call.args.remove(0);
+                                call.args.push(typed(arg, Arc::new(ty.field("", true))));
+                                Transformed::yes(Expr::ScalarFunction(call))
+                            }
+                            None => Transformed::no(Expr::ScalarFunction(call)),
+                        }
+                    }
+                    other => Transformed::no(other),
+                })
+            })
+        })
+    })?;
+    Ok(transformed.data)
 }
 
 /// The plan's parameters in `$n` order (missing numbers are `None`).
