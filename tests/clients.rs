@@ -2284,3 +2284,57 @@ async fn portal_row_limits_resume_where_they_stopped() {
     txn.commit().await.unwrap();
     assert_alive(&client).await;
 }
+
+/// Settings sent at connect (libpq's PGOPTIONS, `options=-c ...`, what
+/// node-postgres and psycopg pass) are the session's from the start, as in
+/// PostgreSQL: search_path decides where names resolve and what
+/// current_schema() says, TimeZone how timestamptz prints and what the
+/// server reports in its ParameterStatus; RESET goes back to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_sent_at_connect_are_the_sessions() {
+    let server = TestServer::start().await;
+    let admin = server.connect().await;
+    admin
+        .batch_execute("CREATE SCHEMA s1; CREATE TABLE s1.t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let url = format!(
+        "{} options='-c search_path=s1 -c TimeZone=Asia/Kolkata'",
+        server.url()
+    );
+    let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    assert_eq!(
+        text_value(&client, "SHOW search_path").await.as_deref(),
+        Some("s1")
+    );
+    assert_eq!(
+        text_value(&client, "SELECT current_schema()")
+            .await
+            .as_deref(),
+        Some("s1")
+    );
+    assert_eq!(
+        text_value(&client, "SELECT count(*) FROM t")
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        text_value(&client, "SELECT '2024-01-01 00:00:00+00'::timestamptz")
+            .await
+            .as_deref(),
+        Some("2024-01-01 05:30:00+05:30")
+    );
+    client
+        .batch_execute("SET search_path = public")
+        .await
+        .unwrap();
+    client.batch_execute("RESET search_path").await.unwrap();
+    assert_eq!(
+        text_value(&client, "SHOW search_path").await.as_deref(),
+        Some("s1")
+    );
+}

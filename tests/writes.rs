@@ -247,9 +247,10 @@ async fn bound_parameters_of_an_insert_land_exactly() {
             .await
             .unwrap();
     }
-    // numeric and a text parameter for it go through the same statement.
+    // A text parameter cast to numeric (PostgreSQL types `$2::numeric`
+    // itself numeric, which tokio-postgres will not bind a &str to).
     let numeric = client
-        .prepare("INSERT INTO p (i, d) VALUES ($1, $2::numeric)")
+        .prepare("INSERT INTO p (i, d) VALUES ($1, $2::text::numeric)")
         .await
         .unwrap();
     client

@@ -209,6 +209,17 @@ impl Catalog {
         Ok(())
     }
 
+    /// Forgets an empty schema (`Database::drop_schemas` empties it first).
+    pub fn drop_schema(&mut self, name: &str) -> Result<()> {
+        if !self.schemas.contains(name) {
+            return Err(Error::UndefinedSchema(name.to_string()));
+        }
+        self.store
+            .remove_catalog(&format!("{SCHEMA_PREFIX}{name}"))?;
+        self.schemas.remove(name);
+        Ok(())
+    }
+
     pub fn table(&self, schema: &str, name: &str) -> Option<&Arc<TableDef>> {
         self.tables.get(&(schema.to_string(), name.to_string()))
     }

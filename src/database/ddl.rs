@@ -4,7 +4,7 @@
 use datafusion::arrow::array::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::physical_plan::common::collect;
-use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, SchemaName, Statement};
+use datafusion::sql::sqlparser::ast::{CreateTable, Ident, ObjectName, SchemaName, Statement};
 
 use super::*;
 use crate::catalog::Object;
@@ -40,6 +40,110 @@ impl Database {
         self.catalog_changed();
         self.store.flush().await?;
         Ok(Outcome::command("CREATE SCHEMA"))
+    }
+
+    /// DROP SCHEMA: with CASCADE its views, MVs and tables go first (and
+    /// what depends on them elsewhere), each as its own DROP would; without
+    /// it a schema that holds anything is refused (2BP01). The system
+    /// schemas cannot be dropped.
+    pub(super) async fn drop_schemas(
+        &self,
+        names: &[ObjectName],
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Outcome> {
+        let mut schemas = Vec::with_capacity(names.len());
+        for name in names {
+            schemas.push(object_name_parts(name)?.pop().unwrap_or_default());
+        }
+        // Every name is checked before anything is dropped.
+        for schema in &schemas {
+            if matches!(
+                schema.as_str(),
+                "pg_catalog" | "information_schema" | "freshet_catalog"
+            ) {
+                return Err(Error::Data {
+                    code: "2BP01",
+                    message: format!(
+                        "cannot drop schema {schema} because it is required by the database system"
+                    ),
+                });
+            }
+            let exists = self
+                .catalog
+                .read()
+                .expect("catalog lock poisoned")
+                .has_schema(schema);
+            if !exists && !if_exists {
+                return Err(Error::UndefinedSchema(schema.clone()));
+            }
+        }
+        for schema in schemas {
+            let contents = {
+                let catalog = self.catalog.read().expect("catalog lock poisoned");
+                if !catalog.has_schema(&schema) {
+                    notice::missing_skipping("schema", &schema);
+                    continue;
+                }
+                let views: Vec<String> = catalog
+                    .views()
+                    .iter()
+                    .filter(|v| v.schema == schema)
+                    .map(|v| v.name.clone())
+                    .collect();
+                let mvs: Vec<String> = catalog.mvs_in(&schema).map(|m| m.name.clone()).collect();
+                let tables: Vec<String> =
+                    catalog.tables_in(&schema).map(|t| t.name.clone()).collect();
+                (views, mvs, tables)
+            };
+            let (views, mvs, tables) = contents;
+            let empty = views.is_empty() && mvs.is_empty() && tables.is_empty();
+            if !cascade && !empty {
+                let detail = tables
+                    .iter()
+                    .map(|t| format!("table {schema}.{t}"))
+                    .chain(views.iter().map(|v| format!("view {schema}.{v}")))
+                    .chain(
+                        mvs.iter()
+                            .map(|m| format!("materialized view {schema}.{m}")),
+                    )
+                    .map(|object| format!("{object} depends on schema {schema}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(Error::DependentObjects {
+                    what: format!("schema {schema}"),
+                    detail,
+                });
+            }
+            let qualified = |names: &[String]| -> Vec<ObjectName> {
+                names
+                    .iter()
+                    .map(|n| {
+                        ObjectName::from(vec![
+                            Ident::with_quote('"', schema.clone()),
+                            Ident::with_quote('"', n.clone()),
+                        ])
+                    })
+                    .collect()
+            };
+            let (views, mvs, tables) = (qualified(&views), qualified(&mvs), qualified(&tables));
+            // Views and MVs first: dropping a table drops them too, and a
+            // name dropped that way is then skipped.
+            self.drop_views(&views, true, true, &schema).await?;
+            self.drop_mvs(&mvs, true, true, &schema).await?;
+            self.drop_tables(&tables, true, true, &schema).await?;
+            let _ddl = self.ddl.lock().await;
+            self.catalog
+                .write()
+                .expect("catalog lock poisoned")
+                .drop_schema(&schema)?;
+            if let Some(catalog) = self.ctx.catalog(crate::query::DATABASE_NAME) {
+                let _ = catalog.deregister_schema(&schema, true);
+            }
+            self.catalog_changed();
+        }
+        self.store.flush().await?;
+        Ok(Outcome::command("DROP SCHEMA"))
     }
 
     pub(super) async fn create_table(

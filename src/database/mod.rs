@@ -26,8 +26,8 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::catalog::SchemaProvider;
 use datafusion::common::DFSchema;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -368,6 +368,9 @@ impl Database {
     pub async fn plan(&self, statement: &Statement, schema: &str) -> Result<LogicalPlan> {
         let mut state = self.ctx.state();
         state.config_mut().options_mut().catalog.default_schema = schema.to_string();
+        for function in crate::query::session_functions(schema) {
+            state.register_udf(Arc::new(function))?;
+        }
         let mut statement = statement.clone();
         crate::sql::dedupe_projection(&mut statement);
         crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
@@ -483,6 +486,13 @@ impl Database {
                 cascade,
                 ..
             } => self.drop_mvs(names, *if_exists, *cascade, schema).await,
+            Statement::Drop {
+                object_type: ObjectType::Schema,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop_schemas(names, *if_exists, *cascade).await,
             Statement::CreateView(view) if view.materialized => self.create_mv(view, schema).await,
             Statement::CreateView(view) => self.create_view(view, schema).await,
             Statement::Drop {

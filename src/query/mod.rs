@@ -18,8 +18,9 @@ pub use provider::{ReadEpoch, StoredTable, TxnView, WriterView};
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::StringArray;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udf};
@@ -102,6 +103,13 @@ pub fn new_context() -> Result<SessionContext> {
     for aggregate in pg_json::aggregates() {
         ctx.register_udaf(aggregate);
     }
+    ctx.register_udf(create_udf(
+        "quote_literal",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(quote_literal),
+    ));
     let version = format!("PostgreSQL {} on Freshet", server_version());
     ctx.register_udf(create_udf(
         "version",
@@ -115,6 +123,74 @@ pub fn new_context() -> Result<SessionContext> {
         }),
     ));
     Ok(ctx)
+}
+
+/// `quote_literal(text)`: the text as a SQL string literal, quotes doubled;
+/// one that holds a backslash is an `E'...'` literal with backslashes
+/// doubled, as PostgreSQL writes it (asyncpg builds COPY queries with it).
+fn quote_literal(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let quote = |text: &str| {
+        let body = text.replace('\'', "''");
+        if text.contains('\\') {
+            format!("E'{}'", body.replace('\\', "\\\\"))
+        } else {
+            format!("'{body}'")
+        }
+    };
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let texts = arrays[0].as_string::<i32>();
+    let quoted: StringArray = texts.iter().map(|t| t.map(quote)).collect();
+    Ok(ColumnarValue::Array(Arc::new(quoted)))
+}
+
+/// The functions whose answer is the session's: `current_schema()` (the
+/// first schema of its search_path that exists, where unqualified names
+/// resolve) and `current_schemas(implicit)` (that schema, after
+/// `pg_catalog` when `implicit`). Registered on the state each statement
+/// is planned with.
+pub fn session_functions(schema: &str) -> Vec<ScalarUDF> {
+    let current = ScalarValue::Utf8(Some(schema.to_string()));
+    let path = |implicit: bool| {
+        let mut names = Vec::new();
+        if implicit {
+            names.push(Some("pg_catalog".to_string()));
+        }
+        names.push(Some(schema.to_string()));
+        ScalarValue::List(ScalarValue::new_list_nullable(
+            &names.into_iter().map(ScalarValue::Utf8).collect::<Vec<_>>(),
+            &DataType::Utf8,
+        ))
+    };
+    let (explicit, implicit) = (path(false), path(true));
+    vec![
+        create_udf(
+            "current_schema",
+            vec![],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |_| Ok(ColumnarValue::Scalar(current.clone()))),
+        ),
+        create_udf(
+            "current_schemas",
+            vec![DataType::Boolean],
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            Volatility::Stable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let flags = arrays[0].as_boolean();
+                let lists: Vec<ScalarValue> = (0..flags.len())
+                    .map(|i| {
+                        if flags.is_valid(i) && flags.value(i) {
+                            implicit.clone()
+                        } else {
+                            explicit.clone()
+                        }
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(ScalarValue::iter_to_array(lists)?))
+            }),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -30,12 +30,17 @@ use pgwire::api::results::{
 };
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::stmt::StoredStatement;
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, DEFAULT_NAME, PgWireConnectionState, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_PORTAL};
+use pgwire::messages::data::{DataRow, ParameterDescription};
+use pgwire::messages::extendedquery::{
+    Describe, Execute, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -280,8 +285,11 @@ impl Handler {
         let flush_after = !in_block && is_write(statement) && implicit_flush(client);
         let cursors = cursors(client);
         let declared = cursor::declared(statement);
+        // An implicit block (a multi-statement string) is no block for
+        // DECLARE, as in PostgreSQL.
+        let client_block = client.transaction_status() != TransactionStatus::Idle;
         if let Some(declared) = &declared {
-            declared.allowed(in_block)?;
+            declared.allowed(client_block)?;
         }
         let work = async {
             let result = match (sql::cursor::step(statement), statement, &declared, plan) {
@@ -295,7 +303,7 @@ impl Handler {
                             self.db.execute(&query, &schema, txn.as_mut()).await
                         }
                     };
-                    outcome.and_then(|outcome| cursors.declare(declared, outcome, in_block))
+                    outcome.and_then(|outcome| cursors.declare(declared, outcome, client_block))
                 }
                 (None, _, None, Some(plan)) => self.db.execute_plan(plan, txn.as_mut()).await,
                 (None, _, None, None) => self.db.execute(statement, &schema, txn.as_mut()).await,
@@ -651,16 +659,64 @@ impl SimpleQueryHandler for Handler {
     {
         let statements = match sql::parse(query) {
             Ok(statements) => statements,
-            Err(e) => return Ok(vec![error_response(&e)]),
+            Err(e) => {
+                // A statement that does not parse fails its block too.
+                let status = client.transaction_status();
+                client.set_transaction_status(status.to_error_state());
+                return Ok(vec![error_response(&e)]);
+            }
         };
+        // PostgreSQL runs a string of several statements as one implicit
+        // transaction unless it controls transactions itself: an error
+        // anywhere leaves nothing of it.
+        let implicit = statements.len() > 1
+            && client.transaction_status() == TransactionStatus::Idle
+            && !statements.iter().any(controls_transactions);
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(TxnSlot::default);
+        if implicit {
+            slot.begin();
+        }
+        let mut failed = false;
         let mut responses = Vec::with_capacity(statements.len());
-        for statement in &statements {
+        for (i, statement) in statements.iter().enumerate() {
+            // DDL takes effect at once (it is not transactional here): what
+            // the string wrote before it is committed first, so that a
+            // CREATE MATERIALIZED VIEW after an INSERT sees its rows, as it
+            // would in PostgreSQL's one transaction.
+            if implicit && !runs_in_implicit_block(statement) {
+                if let Some(txn) = slot.take()
+                    && let Err(e) = self.db.commit_transaction(txn).await
+                {
+                    responses.push(error_response(&e));
+                    failed = true;
+                    break;
+                }
+                slot.begin();
+            }
             let status = client.transaction_status();
+            let more = i + 1 < statements.len();
             match self
                 .run(client, statement, None, &Format::UnifiedText)
                 .await
             {
                 Ok(response) => {
+                    // The rows of all but the last statement are read now:
+                    // an error while they are produced (division by zero in
+                    // row 10,000) stops the statements after it.
+                    let response = match response {
+                        Response::Query(results) if more => match read_rows(results).await {
+                            Ok(response) => response,
+                            Err(error) => {
+                                client.set_transaction_status(status.to_error_state());
+                                responses.push(Response::Error(Box::new(error)));
+                                failed = true;
+                                break;
+                            }
+                        },
+                        response => response,
+                    };
                     // Each statement sees the status the ones before it left
                     // (`on_query` reports the last one).
                     let status = match &response {
@@ -676,8 +732,16 @@ impl SimpleQueryHandler for Handler {
                     // PostgreSQL stops a multi-statement query at the first error.
                     client.set_transaction_status(status.to_error_state());
                     responses.push(error_response(&e));
+                    failed = true;
                     break;
                 }
+            }
+        }
+        if implicit && let Some(txn) = slot.take() {
+            // The last statement's rows are still to be sent; a failure of
+            // theirs comes after the commit, as PostgreSQL's would.
+            if !failed && let Err(e) = self.db.commit_transaction(txn).await {
+                responses.push(error_response(&e));
             }
         }
         if responses.is_empty() {
@@ -685,6 +749,63 @@ impl SimpleQueryHandler for Handler {
         }
         Ok(responses)
     }
+}
+
+/// BEGIN, COMMIT, ROLLBACK, savepoints; COPY, whose data arrives after its
+/// statement string has ended; FLUSH, which waits for what was committed
+/// before it.
+fn controls_transactions(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Copy { .. }
+            | Statement::Flush { .. }
+    )
+}
+
+/// Reads, writes and session statements stay in a multi-statement string's
+/// implicit block; anything else (DDL) commits it first.
+fn runs_in_implicit_block(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Query(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::Declare { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+    )
+}
+
+/// A statement's rows, all read: the response to send, or the error that
+/// stopped them.
+async fn read_rows(mut results: QueryResponse) -> Result<Response, ErrorInfo> {
+    let fields = results.row_schema();
+    let tag = results.command_tag().to_string();
+    let mut rows = Vec::new();
+    while let Some(row) = results.data_rows().next().await {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(PgWireError::UserError(info)) => return Err(*info),
+            Err(other) => {
+                return Err(ErrorInfo::new(
+                    "ERROR".into(),
+                    "XX000".into(),
+                    other.to_string(),
+                ));
+            }
+        }
+    }
+    let mut response = QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
+    response.set_command_tag(&tag);
+    Ok(Response::Query(response))
 }
 
 /// A statement as the extended protocol keeps it between Parse and Execute.
@@ -880,7 +1001,11 @@ impl ExtendedQueryHandler for Handler {
     }
 
     /// A cursor's name is also a portal's (PostgreSQL keeps both in one
-    /// namespace): psycopg describes the portal its DECLARE opened.
+    /// namespace): psycopg describes the portal its DECLARE opened. A
+    /// statement that returns no rows describes as its parameters and
+    /// NoData, as PostgreSQL's does (pgwire sends an empty RowDescription
+    /// when there are parameters, and pgJDBC then counts 0 rows for every
+    /// INSERT of a batch).
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -888,6 +1013,21 @@ impl ExtendedQueryHandler for Handler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT
+            && let Some(Entry::Value(statement)) = client
+                .portal_store()
+                .get_statement(message.name.as_deref().unwrap_or(DEFAULT_NAME))
+        {
+            let response = self.do_describe_statement(client, &statement).await?;
+            let types = response.parameters.iter().map(Type::oid).collect();
+            client
+                .send(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(types),
+                ))
+                .await?;
+            let rows = DescribePortalResponse::new(response.fields);
+            return send_describe_response(client, &rows).await;
+        }
         if message.target_type == TARGET_TYPE_BYTE_PORTAL
             && let Some(name) = message.name.as_deref()
             && client.portal_store().get_portal(name).is_none()

@@ -124,7 +124,10 @@ impl ServerParameterProvider for Parameters {
             ("client_encoding", "UTF8".into()),
             ("DateStyle", "ISO, MDY".into()),
             ("IntervalStyle", "postgres".into()),
-            ("TimeZone", "UTC".into()),
+            (
+                "TimeZone",
+                session::setting(client, "TimeZone").unwrap_or_else(|| "UTC".into()),
+            ),
             ("integer_datetimes", "on".into()),
             ("standard_conforming_strings", "on".into()),
             ("is_superuser", "on".into()),
@@ -159,6 +162,7 @@ impl StartupHandler for Startup {
         if let PgWireFrontendMessage::Startup(startup) = &message {
             protocol_negotiation(client, startup).await?;
             save_startup_parameters_to_metadata(client, startup);
+            session::adopt_startup_settings(client);
             let (pid, key) = self.keys.generate(client);
             client.set_pid_and_secret_key(pid, key.clone());
             let (signal, signal_guard) = self.signals.register(pid, key);

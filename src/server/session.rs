@@ -84,6 +84,65 @@ fn metadata_key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// Settings a client sends at connect become the session's from the start,
+/// as PostgreSQL takes them: a startup parameter (`TimeZone`, `search_path`,
+/// `extra_float_digits`, as pgJDBC sends them; pgwire keeps the client's
+/// spelling, settings are found by lower-case name), or a `-c name=value`
+/// or `--name=value` in `options` (libpq's PGOPTIONS, psycopg's and
+/// node-postgres's `options`).
+pub fn adopt_startup_settings<C: ClientInfo + ?Sized>(client: &mut C) {
+    let mut settings: Vec<(String, String)> = client
+        .metadata()
+        .iter()
+        .filter(|(name, _)| name.as_str() != "options")
+        .map(|(name, value)| (metadata_key(name), value.clone()))
+        .collect();
+    if let Some(options) = client.metadata().get("options") {
+        settings.extend(startup_options(options));
+    }
+    for (name, value) in settings {
+        client.metadata_mut().insert(name, value);
+    }
+}
+
+/// The `name=value` pairs of a startup `options` string: words split at
+/// spaces (a backslash keeps the next character), each `-c name=value`,
+/// `-cname=value` or `--name=value`; dashes in a name are underscores.
+fn startup_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut pairs = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next()
+        } else {
+            word.strip_prefix("--")
+                .or_else(|| word.strip_prefix("-c"))
+                .map(str::to_string)
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            pairs.push((metadata_key(&name.replace('-', "_")), value.to_string()));
+        }
+    }
+    pairs
+}
+
 /// Settings that describe the server: shown, never set.
 const READ_ONLY: [&str; 2] = ["server_version", "server_version_num"];
 
@@ -356,6 +415,27 @@ pub fn shown(column: &str, value: &str) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_options_read_as_libpq_writes_them() {
+        let pairs = |o: &str| startup_options(o);
+        assert_eq!(
+            pairs("-c search_path=s1 -cstatement_timeout=5s --extra-float-digits=3"),
+            vec![
+                ("search_path".to_string(), "s1".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+                ("extra_float_digits".to_string(), "3".to_string()),
+            ]
+        );
+        assert_eq!(
+            pairs(r"-c application_name=my\ app -c TimeZone=Asia/Kolkata"),
+            vec![
+                ("application_name".to_string(), "my app".to_string()),
+                ("timezone".to_string(), "Asia/Kolkata".to_string()),
+            ]
+        );
+        assert!(pairs("-x -c").is_empty());
+    }
 
     #[test]
     fn durations_follow_postgres_units() {
