@@ -101,8 +101,33 @@ pub fn adopt_startup_settings<C: ClientInfo + ?Sized>(client: &mut C) {
         settings.extend(startup_options(options));
     }
     for (name, value) in settings {
+        let value = if name == "datestyle" {
+            date_style(&value, "ISO, MDY")
+        } else {
+            value
+        };
         client.metadata_mut().insert(name, value);
     }
+}
+
+/// DateStyle has two parts, the output style and the field order; a value
+/// that names one keeps the other from `base` (the current value), as
+/// PostgreSQL does (pgJDBC sends `ISO` and reads back `ISO, MDY`).
+fn date_style(value: &str, base: &str) -> String {
+    let (style, order) = base.split_once(", ").unwrap_or(("ISO", "MDY"));
+    let (mut style, mut order) = (style.to_string(), order.to_string());
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.to_ascii_uppercase().as_str() {
+            "ISO" | "SQL" => style = part.to_ascii_uppercase(),
+            "GERMAN" => style = "German".into(),
+            "POSTGRES" => style = "Postgres".into(),
+            "DMY" | "MDY" | "YMD" => order = part.to_ascii_uppercase(),
+            "EURO" | "EUROPEAN" => order = "DMY".into(),
+            "US" | "NONEURO" | "NONEUROPEAN" => order = "MDY".into(),
+            _ => return value.to_string(),
+        }
+    }
+    format!("{style}, {order}")
 }
 
 /// The `name=value` pairs of a startup `options` string: words split at
@@ -234,6 +259,11 @@ fn set_value<C: ClientInfo + ?Sized>(
         value
     };
     let key = metadata_key(name);
+    let value = if key == "datestyle" {
+        date_style(&value, &setting(client, "DateStyle").unwrap_or_default())
+    } else {
+        value
+    };
     let original = client.metadata().get(&key).cloned();
     client
         .session_extensions()
@@ -435,6 +465,14 @@ mod tests {
             ]
         );
         assert!(pairs("-x -c").is_empty());
+    }
+
+    #[test]
+    fn date_style_keeps_the_part_not_named() {
+        assert_eq!(date_style("ISO", "ISO, MDY"), "ISO, MDY");
+        assert_eq!(date_style("german, dmy", "ISO, MDY"), "German, DMY");
+        assert_eq!(date_style("ymd", "German, DMY"), "German, YMD");
+        assert_eq!(date_style("postgres", "German, YMD"), "Postgres, YMD");
     }
 
     #[test]
