@@ -2338,3 +2338,58 @@ async fn settings_sent_at_connect_are_the_sessions() {
         Some("s1")
     );
 }
+
+/// RETURNING through the extended protocol, as pgJDBC's generated keys and
+/// SQLAlchemy send it: Describe gives the RETURNING's columns and types
+/// before anything runs, Execute the rows with the command's own tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returning_rows_come_back_through_prepared_statements() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE rk (id bigint PRIMARY KEY, name text, n int DEFAULT 7)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO rk (id, name) VALUES ($1, $2) RETURNING id, n, upper(name) AS up")
+        .await
+        .unwrap();
+    let described: Vec<(&str, &Type)> = insert
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_()))
+        .collect();
+    assert_eq!(
+        described,
+        vec![("id", &Type::INT8), ("n", &Type::INT4), ("up", &Type::TEXT)]
+    );
+    let row = client.query_one(&insert, &[&1i64, &"ann"]).await.unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i32>(1),
+            row.get::<_, String>(2)
+        ),
+        (1, 7, "ANN".to_string())
+    );
+    let update = client
+        .prepare("UPDATE rk SET n = n + $1 WHERE id = $2 RETURNING n")
+        .await
+        .unwrap();
+    let rows = client.query(&update, &[&3i32, &1i64]).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        [10]
+    );
+    // Without parameters: the simple protocol, and the INSERT's tag.
+    let messages = client
+        .simple_query("DELETE FROM rk RETURNING id")
+        .await
+        .unwrap();
+    let complete = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::CommandComplete(n) => Some(*n),
+        _ => None,
+    });
+    assert_eq!(complete, Some(1));
+    assert_eq!(count(&client, "rk").await, 0);
+}

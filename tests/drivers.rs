@@ -111,7 +111,6 @@ fn python_script(script: &str) -> Command {
 
 /// Integer literals are bigint in Freshet, int4 in PostgreSQL.
 const INT4_LITERALS: &str = "integer literals are bigint (docs/sql.md, known differences)";
-const RETURNING: &str = "INSERT/UPDATE/DELETE ... RETURNING is not supported yet";
 const NUMERIC_SCALE: &str = "an unconstrained numeric keeps 10 decimals (one scale per column)";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,9 +153,6 @@ async fn psycopg2_script() {
         &server,
         152,
         &[
-            ("execute_values fetch=True RETURNING", RETURNING),
-            ("update returning", RETURNING),
-            ("delete returning", RETURNING),
             ("literal type codes", INT4_LITERALS),
             (
                 "set_session isolation",
@@ -195,8 +191,8 @@ async fn sqlalchemy_script() {
             ("core select: jsonb element", JSON_SUBSCRIPT),
             ("core select: jsonb path astext", JSON_SUBSCRIPT),
             ("serial: create_all", SERIAL),
-            ("serial: ORM generated ids", RETURNING),
-            ("serial: core insert returning", RETURNING),
+            ("serial: ORM generated ids", SERIAL),
+            ("serial: core insert returning", SERIAL),
             ("fk: create_all", FOREIGN_KEYS),
             ("fk: insert", FOREIGN_KEYS),
             ("fk: reflected", FOREIGN_KEYS),
@@ -258,7 +254,6 @@ async fn node_postgres_script() {
                 "param: bytea length",
                 "a binary bytea parameter under a cast is read as text",
             ),
-            ("table: insert returning", RETURNING),
             ("simple: integer literals are int4", INT4_LITERALS),
             ("simple: literal types", NUMERIC_SCALE),
             ("simple: multi-statement rows", INT4_LITERALS),
@@ -295,8 +290,6 @@ async fn pgjdbc_script() {
         197,
         &[
             ("startup: integer literal getObject", INT4_LITERALS),
-            ("generated keys: named columns", RETURNING),
-            ("generated keys: RETURN_GENERATED_KEYS", RETURNING),
             ("metadata: getColumnType", TYPE_LOOKUP),
             ("metadata: getColumnClassName", TYPE_LOOKUP),
             ("metadata: numeric precision and scale", ROW_ORIGIN),

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::common::TableReference;
-use datafusion::logical_expr::DmlStatement;
-use datafusion::sql::sqlparser::ast::{Insert, TableObject};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{DmlStatement, LogicalPlanBuilder};
+use datafusion::sql::sqlparser::ast::{Insert, SelectItem, TableObject};
 use tracing::info;
 
 use super::transaction::Transaction;
@@ -19,6 +21,7 @@ use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::query::dml::{self, DmlKind, DmlPlan};
 use crate::query::{self, StoredTable};
+use crate::sql::returning::Returning;
 use crate::state::{Store, TableChange, TableData};
 use crate::stream::runtime::TableDelta;
 
@@ -110,6 +113,7 @@ impl Database {
     pub(super) async fn execute_dml(
         &self,
         statement: &DmlStatement,
+        returning: Option<&Returning>,
         mut txn: Option<&mut Transaction>,
     ) -> Result<Outcome> {
         let DmlPlan {
@@ -117,7 +121,17 @@ impl Database {
             table,
             target,
             input,
-        } = dml::prepare(statement)?;
+        } = dml::prepare(statement, returning.is_some())?;
+        // The columns of the rows a RETURNING reads: the table's (an UPDATE's
+        // and a DELETE's input end in the row id).
+        let written_schema = {
+            let schema = input.schema().as_arrow();
+            let width = match kind {
+                DmlKind::Insert => schema.fields().len(),
+                _ => schema.fields().len().saturating_sub(1),
+            };
+            Arc::new(schema.project(&(0..width).collect::<Vec<_>>())?)
+        };
         let live = self.live_table(&target, &table)?;
         // Decide under the table's writer lock, so the rows read are the
         // rows changed: held until the commit, or until the transaction ends.
@@ -130,24 +144,55 @@ impl Database {
         };
         let state = self.state_for_writer(&input, txn.as_deref(), Some(live.def.id));
         let batches = DataFrame::new(state, input).collect().await?;
+        let mut old_rows = Vec::new();
         let (deleted, inserted) = match kind {
             DmlKind::Insert => (Vec::new(), batches),
             DmlKind::Delete | DmlKind::Truncate => {
-                let mut ids = rowids_of(&batches, 0)?;
+                let last = written_schema.fields().len();
+                let mut ids = rowids_of(&batches, last)?;
                 ids.sort_unstable();
                 ids.dedup();
+                if returning.is_some() {
+                    for batch in &batches {
+                        old_rows.push(batch.project(&(0..last).collect::<Vec<_>>())?);
+                    }
+                }
                 (ids, Vec::new())
             }
             DmlKind::Update => split_update(&batches)?,
+        };
+        let returned_rows = match kind {
+            DmlKind::Delete | DmlKind::Truncate => old_rows,
+            _ if returning.is_some() => inserted.clone(),
+            _ => Vec::new(),
         };
         let changed = match kind {
             DmlKind::Insert => inserted.iter().map(RecordBatch::num_rows).sum(),
             _ => deleted.len(),
         };
+        // A RETURNING is computed before the change is written, so that
+        // one that fails (an unknown column, a division by zero) writes
+        // nothing, as in PostgreSQL.
+        let returned = match returning {
+            Some(returning) => {
+                let tag = match kind {
+                    DmlKind::Insert => "INSERT 0",
+                    _ => kind.tag(),
+                };
+                Some(
+                    self.returned(returning, written_schema, returned_rows, tag)
+                        .await?,
+                )
+            }
+            None => None,
+        };
         match (txn, guard) {
             (Some(txn), _) => txn.stage(&live, deleted, inserted)?,
             (None, Some(guard)) => self.commit(live, guard, deleted, inserted).await?,
             (None, None) => return Err(Error::Internal("a write without its lock".into())),
+        }
+        if let Some(returned) = returned {
+            return Ok(returned);
         }
         Ok(match kind {
             DmlKind::Insert => Outcome::Command {
@@ -159,6 +204,60 @@ impl Database {
                 tag: kind.tag().into(),
                 rows: Some(changed),
             },
+        })
+    }
+
+    /// A RETURNING's items over the rows its statement wrote (new rows) or
+    /// deleted (old rows), known by the name the statement gave its target.
+    /// Each item gets PostgreSQL's column name (`sql::output_names` of the
+    /// equivalent SELECT).
+    async fn returned(
+        &self,
+        returning: &Returning,
+        schema: SchemaRef,
+        rows: Vec<RecordBatch>,
+        tag: &'static str,
+    ) -> Result<Outcome> {
+        let table = MemTable::try_new(schema, vec![rows])?;
+        let scan = LogicalPlanBuilder::scan(
+            returning.relation.value.clone(),
+            provider_as_source(Arc::new(table)),
+            None,
+        )?
+        .build()?;
+        let frame = DataFrame::new(self.ctx.state(), scan);
+        let names = crate::sql::output_names(&crate::sql::returning::described(returning)?)
+            .unwrap_or_default();
+        let mut exprs = Vec::new();
+        for (i, item) in returning.items.iter().enumerate() {
+            match item {
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => exprs.extend(
+                    frame
+                        .schema()
+                        .columns()
+                        .into_iter()
+                        .map(datafusion::logical_expr::Expr::Column),
+                ),
+                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                    let name = names
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| "?column?".to_string());
+                    exprs.push(frame.parse_sql_expr(&expr.to_string())?.alias(name));
+                }
+                other => {
+                    return Err(Error::NotSupported(format!("RETURNING {other}")));
+                }
+            }
+        }
+        let selected = frame.select(exprs)?;
+        let schema = Arc::new(selected.schema().as_arrow().clone());
+        let batches = selected.collect().await?;
+        Ok(Outcome::Returned {
+            tag,
+            schema,
+            batches,
         })
     }
 

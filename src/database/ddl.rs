@@ -164,7 +164,7 @@ impl Database {
                     .await?;
                 match self.execute_plan(plan, None).await? {
                     Outcome::Rows { schema, rows } => Some((schema, collect(rows).await?)),
-                    Outcome::Command { .. } => None,
+                    Outcome::Command { .. } | Outcome::Returned { .. } => None,
                 }
             }
             None => None,

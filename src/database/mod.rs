@@ -72,6 +72,13 @@ pub enum Outcome {
     },
     /// A command tag such as `CREATE TABLE` or `INSERT 0 3`.
     Command { tag: String, rows: Option<usize> },
+    /// The rows of a RETURNING, and the command's tag (`INSERT 0`,
+    /// `UPDATE`, `DELETE`) the row count completes.
+    Returned {
+        tag: &'static str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
 }
 
 impl Outcome {
@@ -444,6 +451,11 @@ impl Database {
         if let Statement::Insert(insert) = statement
             && insert.on.is_some()
         {
+            if insert.returning.is_some() {
+                return Err(Error::NotSupported(
+                    "INSERT ... ON CONFLICT ... RETURNING is not supported yet".into(),
+                ));
+            }
             return self.execute_upsert(insert, schema, txn).await;
         }
         if let Statement::Insert(insert) = statement
@@ -462,6 +474,14 @@ impl Database {
             return self.explain_mv(view, schema).await;
         }
         if Self::is_planned(statement) {
+            if crate::sql::returning::has(statement) {
+                let mut statement = statement.clone();
+                let returning = crate::sql::returning::take(&mut statement)?;
+                let plan = self.plan(&statement, schema).await?;
+                return self
+                    .execute_plan_returning(plan, returning.as_ref(), txn)
+                    .await;
+            }
             let plan = self.plan(statement, schema).await?;
             return self.execute_plan(plan, txn).await;
         }
@@ -548,8 +568,19 @@ impl Database {
         plan: LogicalPlan,
         txn: Option<&mut Transaction>,
     ) -> Result<Outcome> {
+        self.execute_plan_returning(plan, None, txn).await
+    }
+
+    /// `execute_plan` of a DML plan whose statement had a RETURNING
+    /// (`sql::returning`, taken off before planning).
+    pub async fn execute_plan_returning(
+        &self,
+        plan: LogicalPlan,
+        returning: Option<&crate::sql::returning::Returning>,
+        txn: Option<&mut Transaction>,
+    ) -> Result<Outcome> {
         if let LogicalPlan::Dml(dml) = &plan {
-            return self.execute_dml(dml, txn).await;
+            return self.execute_dml(dml, returning, txn).await;
         }
         let state = self.state_for(&plan, txn.as_deref());
         let frame = DataFrame::new(state, plan);

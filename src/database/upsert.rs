@@ -75,7 +75,7 @@ impl Database {
         let LogicalPlan::Dml(statement) = &plan else {
             return Err(Error::Internal("an INSERT did not plan as DML".into()));
         };
-        let input = dml::prepare(statement)?.input;
+        let input = dml::prepare(statement, false)?.input;
 
         let guard = match txn.as_deref_mut() {
             None => Some(live.lock_writer().await?),

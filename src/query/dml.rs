@@ -58,7 +58,7 @@ pub struct DmlPlan {
     pub input: LogicalPlan,
 }
 
-pub fn prepare(dml: &DmlStatement) -> Result<DmlPlan> {
+pub fn prepare(dml: &DmlStatement, with_old_rows: bool) -> Result<DmlPlan> {
     let provider = source_as_provider(&dml.target)?;
     let target = provider.downcast_ref::<StoredTable>().ok_or_else(|| {
         DataFusionError::Plan(format!("\"{}\" cannot be written to", dml.table_name))
@@ -96,9 +96,21 @@ pub fn prepare(dml: &DmlStatement) -> Result<DmlPlan> {
         DmlKind::Delete => {
             let input = swap_target_scan(&dml.input, &dml.table_name, &target)?;
             let rowid = rowid_column(&input)?;
-            LogicalPlanBuilder::from(input)
-                .project(vec![rowid])?
-                .build()?
+            // A DELETE ... RETURNING needs the old rows: every column, then
+            // the row id (last, as an UPDATE's).
+            let mut exprs: Vec<Expr> = if with_old_rows {
+                input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .filter(|c| Expr::Column(c.clone()) != rowid)
+                    .map(Expr::Column)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            exprs.push(rowid);
+            LogicalPlanBuilder::from(input).project(exprs)?.build()?
         }
         DmlKind::Truncate => {
             let scan = LogicalPlanBuilder::scan(

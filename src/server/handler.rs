@@ -15,6 +15,7 @@ use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{DiscardObject, Statement, Value, visit_expressions};
 use futures::future::{Either, select};
@@ -305,7 +306,12 @@ impl Handler {
                     };
                     outcome.and_then(|outcome| cursors.declare(declared, outcome, client_block))
                 }
-                (None, _, None, Some(plan)) => self.db.execute_plan(plan, txn.as_mut()).await,
+                (None, _, None, Some(plan)) => {
+                    let returning = sql::returning::of(statement);
+                    self.db
+                        .execute_plan_returning(plan, returning.as_ref(), txn.as_mut())
+                        .await
+                }
                 (None, _, None, None) => self.db.execute(statement, &schema, txn.as_mut()).await,
             };
             // A failed statement aborts the block (25P02 until it ends), but
@@ -544,36 +550,60 @@ fn encode<C: ClientInfo>(
             Ok(Response::Execution(tag))
         }
         Outcome::Rows { schema, rows } => {
-            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-            let schema = rename_columns(&schema, statement);
-            let fields = Arc::new(
-                fields_for(&schema, format, options).map_err(|e| Error::Internal(e.to_string()))?,
-            );
-            let time_zone = session::setting(client, "TimeZone").unwrap_or_default();
-            let format = format.clone();
-            let row_fields = fields.clone();
-            // An error while rows are being produced (division by zero in
-            // row 10,000) ends the result with a proper ErrorResponse.
-            let batches = cancel::guard(
-                rows.map(|b| b.map_err(Error::from)),
-                stop.signal,
-                stop.deadline,
-            );
-            let rows = batches.flat_map(move |batch| {
-                let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
-                    match batch.and_then(|b| Ok(text::render(b, &schema, &format, &time_zone)?)) {
-                        Ok(batch) => Box::new(encode_recordbatch(row_fields.clone(), batch)),
-                        Err(e) => Box::new(std::iter::once(Err(user_error(&e)))),
-                    };
-                stream::iter(encoded)
-            });
-            let mut response = QueryResponse::new(fields, rows);
-            if matches!(statement, Statement::Fetch { .. }) {
-                response.set_command_tag("FETCH");
-            }
-            Ok(Response::Query(response))
+            let tag = matches!(statement, Statement::Fetch { .. }).then_some("FETCH");
+            rows_response(client, statement, schema, rows, format, stop, tag)
+        }
+        Outcome::Returned {
+            tag,
+            schema,
+            batches,
+        } => {
+            let Outcome::Rows { schema, rows } = Outcome::batches(schema, batches) else {
+                return Err(Error::Internal("rows did not stay rows".into()));
+            };
+            rows_response(client, statement, schema, rows, format, stop, Some(tag))
         }
     }
+}
+
+/// Rows as the client reads them, encoded as they stream. `tag` is the
+/// command the row count completes, when it is not SELECT.
+fn rows_response<C: ClientInfo>(
+    client: &C,
+    statement: &Statement,
+    schema: SchemaRef,
+    rows: SendableRecordBatchStream,
+    format: &Format,
+    stop: Stop,
+    tag: Option<&str>,
+) -> Result<Response> {
+    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let schema = rename_columns(&schema, statement);
+    let fields =
+        Arc::new(fields_for(&schema, format, options).map_err(|e| Error::Internal(e.to_string()))?);
+    let time_zone = session::setting(client, "TimeZone").unwrap_or_default();
+    let format = format.clone();
+    let row_fields = fields.clone();
+    // An error while rows are being produced (division by zero in row
+    // 10,000) ends the result with a proper ErrorResponse.
+    let batches = cancel::guard(
+        rows.map(|b| b.map_err(Error::from)),
+        stop.signal,
+        stop.deadline,
+    );
+    let rows = batches.flat_map(move |batch| {
+        let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
+            match batch.and_then(|b| Ok(text::render(b, &schema, &format, &time_zone)?)) {
+                Ok(batch) => Box::new(encode_recordbatch(row_fields.clone(), batch)),
+                Err(e) => Box::new(std::iter::once(Err(user_error(&e)))),
+            };
+        stream::iter(encoded)
+    });
+    let mut response = QueryResponse::new(fields, rows);
+    if let Some(tag) = tag {
+        response.set_command_tag(tag);
+    }
+    Ok(Response::Query(response))
 }
 
 #[async_trait]
@@ -854,7 +884,15 @@ impl StatementParser {
         } else {
             None
         };
-        let columns = plan.as_ref().map(|plan| self.db.result_schema(plan));
+        let columns = match (&plan, sql::returning::of(&statement)) {
+            // The rows of a RETURNING are those of the equivalent SELECT.
+            (Some(_), Some(returning)) => {
+                let described = sql::returning::described(&returning)?;
+                let plan = self.db.plan(&described, schema).await?;
+                Some(rename_columns(&self.db.result_schema(&plan), &described))
+            }
+            (plan, _) => plan.as_ref().map(|plan| self.db.result_schema(plan)),
+        };
         Ok(Some(Prepared {
             statement,
             plan,
@@ -869,8 +907,15 @@ impl StatementParser {
 /// protocol. An upsert is planned as its plain INSERT: that plan gives the
 /// parameters their types; Execute binds them into the statement
 /// (`bound_literal_insert`), which the upsert path runs. A DECLARE is its
-/// cursor's query.
+/// cursor's query; a DML statement is planned without its RETURNING.
 fn planned_form(statement: &Statement) -> Statement {
+    if sql::returning::has(statement) {
+        // Planned without its RETURNING, which runs over the written rows.
+        let mut plain = statement.clone();
+        if let Ok(Some(_)) = sql::returning::take(&mut plain) {
+            return plain;
+        }
+    }
     match statement {
         Statement::Insert(insert) if insert.on.is_some() => {
             let mut plain = insert.clone();
@@ -916,6 +961,9 @@ fn has_parameters(statement: &Statement) -> bool {
 fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
     if let (Some(plan), Some(columns)) = (&prepared.plan, &prepared.columns) {
         return match plan {
+            LogicalPlan::Dml(_) if sql::returning::has(&prepared.statement) => {
+                Some(columns.clone())
+            }
             LogicalPlan::Dml(_) => None,
             _ if matches!(prepared.statement, Statement::Declare { .. }) => None,
             _ => Some(rename_columns(columns, &prepared.statement)),

@@ -12,6 +12,7 @@ pub mod cursor;
 mod literal_insert;
 mod names;
 mod regtype;
+pub mod returning;
 mod rewrite;
 
 pub use casts::{expression_sql, rewrite_casts};
