@@ -50,7 +50,12 @@ pub enum Error {
     NotNullViolation { table: String, column: String },
 
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
-    UniqueViolation { constraint: String, detail: String },
+    UniqueViolation {
+        schema: String,
+        table: String,
+        constraint: String,
+        detail: String,
+    },
 
     /// A value that does not fit its type (22xxx). `code` is the SQLSTATE,
     /// chosen where the failure is understood best.

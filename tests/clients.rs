@@ -2393,3 +2393,40 @@ async fn returning_rows_come_back_through_prepared_statements() {
     assert_eq!(complete, Some(1));
     assert_eq!(count(&client, "rk").await, 0);
 }
+
+/// Parameter types the client declares in Parse are honoured, as in
+/// PostgreSQL: `SELECT $1` declared timestamptz returns a timestamptz, and
+/// `$1 * 2` declared float8 computes in float8 (DataFusion alone types `$1`
+/// from the integer 2: psycopg's `SELECT %s * 2` with a Decimal lost its
+/// fraction). A parameter typed by the column it meets keeps that type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_parameter_types_are_honoured() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let at = client
+        .prepare_typed("SELECT $1", &[Type::TIMESTAMPTZ])
+        .await
+        .unwrap();
+    assert_eq!(at.params(), &[Type::TIMESTAMPTZ]);
+    assert_eq!(at.columns()[0].type_(), &Type::TIMESTAMPTZ);
+    let when: DateTime<Utc> = "2024-05-06T07:08:09Z".parse().unwrap();
+    let row = client.query_one(&at, &[&when]).await.unwrap();
+    assert_eq!(row.get::<_, DateTime<Utc>>(0), when);
+    let twice = client
+        .prepare_typed("SELECT $1 * 2", &[Type::FLOAT8])
+        .await
+        .unwrap();
+    assert_eq!(twice.columns()[0].type_(), &Type::FLOAT8);
+    let row = client.query_one(&twice, &[&2.25f64]).await.unwrap();
+    assert_eq!(row.get::<_, f64>(0), 4.5);
+    client
+        .batch_execute("CREATE TABLE dt (id int PRIMARY KEY, name text)")
+        .await
+        .unwrap();
+    let by_id = client
+        .prepare_typed("SELECT name FROM dt WHERE id = $1", &[Type::INT8])
+        .await
+        .unwrap();
+    assert_eq!(by_id.params(), &[Type::INT8]);
+    assert!(client.query(&by_id, &[&1i64]).await.unwrap().is_empty());
+}

@@ -418,6 +418,8 @@ pub(super) fn prepare_change(
     let stored = RecordBatch::try_new(data.stored_schema().clone(), columns)?;
     if let Some(conflict) = data.check_keys(&deleted, &stored)? {
         return Err(Error::UniqueViolation {
+            schema: def.schema.clone(),
+            table: def.name.clone(),
             constraint: def.primary_key_name(),
             detail: format!("Key {} already exists.", conflict.key),
         });

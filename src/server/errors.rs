@@ -19,8 +19,15 @@ pub fn error_info(error: &Error) -> ErrorInfo {
         Error::Syntax {
             position: Some(p), ..
         } => info.position = Some(p.to_string()),
-        Error::UniqueViolation { constraint, detail } => {
+        Error::UniqueViolation {
+            schema,
+            table,
+            constraint,
+            detail,
+        } => {
             info.detail = Some(detail.clone());
+            info.schema = Some(schema.clone());
+            info.table = Some(table.clone());
             info.constraint = Some(constraint.clone());
         }
         Error::ForwardOnlyCursor => {

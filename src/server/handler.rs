@@ -859,7 +859,13 @@ pub struct StatementParser {
 }
 
 impl StatementParser {
-    async fn prepare(&self, sql: &str, schema: &str) -> Result<Option<Prepared>> {
+    /// `declared`: the parameter types the client sent in Parse.
+    async fn prepare(
+        &self,
+        sql: &str,
+        schema: &str,
+        declared: &[Option<Type>],
+    ) -> Result<Option<Prepared>> {
         let mut statements = sql::parse(sql)?;
         if statements.len() > 1 {
             return Err(Error::Syntax {
@@ -878,9 +884,9 @@ impl StatementParser {
             matches!(statement, Statement::Insert(_)) && !has_parameters(&statement);
         let planned = planned_form(&statement);
         let plan = if Database::is_planned(&planned) && !literal_insert {
-            Some(params::type_cast_parameters(
-                self.db.plan(&planned, schema).await?,
-            )?)
+            let plan = self.db.plan(&planned, schema).await?;
+            let plan = params::type_declared_parameters(plan, declared)?;
+            Some(params::type_cast_parameters(plan)?)
         } else {
             None
         };
@@ -1005,7 +1011,7 @@ impl QueryParser for StatementParser {
         &self,
         client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
@@ -1013,7 +1019,9 @@ impl QueryParser for StatementParser {
         let schema = self
             .db
             .search_path_schema(&session::setting(client, "search_path").unwrap_or_default());
-        self.prepare(sql, &schema).await.map_err(|e| user_error(&e))
+        self.prepare(sql, &schema, types)
+            .await
+            .map_err(|e| user_error(&e))
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -1258,11 +1266,15 @@ impl Handler {
             {
                 plan.clone()
             }
-            _ => params::type_cast_parameters(
-                self.db
+            _ => {
+                let plan = self
+                    .db
                     .plan(&planned_form(&prepared.statement), schema)
-                    .await?,
-            )?,
+                    .await?;
+                let plan =
+                    params::type_declared_parameters(plan, &portal.statement.parameter_types)?;
+                params::type_cast_parameters(plan)?
+            }
         };
         let values = params::bind(portal, &plan)?;
         Ok(plan.replace_params_with_values(&values)?)

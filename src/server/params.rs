@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::into_pg_type;
 use bytes::Bytes;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, IntervalUnit, TimeUnit};
 use datafusion::common::ParamValues;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
@@ -92,6 +92,84 @@ pub fn type_cast_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
                 })
             })
         })
+    })?;
+    Ok(transformed.data)
+}
+
+/// The column a parameter of PostgreSQL type `ty` binds as, for the types
+/// clients declare in Parse.
+fn declared_field(ty: &Type) -> Option<Field> {
+    let data_type = match *ty {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::NUMERIC => DataType::Decimal128(38, 10),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::DATE => DataType::Date32,
+        Type::TIME => DataType::Time64(TimeUnit::Microsecond),
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
+        Type::BYTEA => DataType::Binary,
+        Type::JSON => return Some(ColumnType::Json.field("", true)),
+        Type::JSONB => return Some(ColumnType::Jsonb.field("", true)),
+        _ => return None,
+    };
+    Some(Field::new("", data_type, true))
+}
+
+/// Gives each `$n` the type the client declared for it in Parse, as
+/// PostgreSQL does: psycopg 3 declares numeric for a Decimal and
+/// timestamptz for an aware datetime, and `SELECT $1 * 2` must then compute
+/// in numeric (DataFusion types `$1` from the `2`, and the fraction was
+/// lost), `SELECT $1` return a timestamptz. A parameter that DataFusion
+/// typed from what it meets keeps that type unless both are numbers: a
+/// declared text compared with an integer column stays the column's type.
+pub fn type_declared_parameters(
+    plan: LogicalPlan,
+    declared: &[Option<Type>],
+) -> Result<LogicalPlan> {
+    let field_for = |id: &str| -> Option<Field> {
+        let n: usize = id.strip_prefix('$')?.parse().ok()?;
+        declared_field(declared.get(n.checked_sub(1)?)?.as_ref()?)
+    };
+    if !declared
+        .iter()
+        .flatten()
+        .any(|ty| declared_field(ty).is_some())
+    {
+        return Ok(plan);
+    }
+    let transformed = plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|expr| {
+            expr.transform_up(|e| {
+                let Expr::Placeholder(placeholder) = &e else {
+                    return Ok(Transformed::no(e));
+                };
+                let Some(wanted) = field_for(&placeholder.id) else {
+                    return Ok(Transformed::no(e));
+                };
+                let replace = match &placeholder.field {
+                    None => true,
+                    Some(field) => {
+                        field.data_type() != wanted.data_type()
+                            && field.data_type().is_numeric()
+                            && wanted.data_type().is_numeric()
+                    }
+                };
+                if !replace {
+                    return Ok(Transformed::no(e));
+                }
+                Ok(Transformed::yes(Expr::Placeholder(Placeholder {
+                    id: placeholder.id.clone(),
+                    field: Some(Arc::new(wanted)),
+                })))
+            })
+        })?
+        .map_data(|node| node.recompute_schema())
     })?;
     Ok(transformed.data)
 }

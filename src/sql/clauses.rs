@@ -242,6 +242,21 @@ fn string_of(value: &ValueWithSpan) -> Option<&str> {
     }
 }
 
+/// The text of a string literal, or of literals joined by `||`
+/// (SQLAlchemy writes `'pg/_' || '%'`).
+fn literal_text(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(literal) => string_of(literal).map(str::to_string),
+        Expr::Nested(inner) => literal_text(inner),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::StringConcat,
+            right,
+        } => Some(literal_text(left)? + &literal_text(right)?),
+        _ => None,
+    }
+}
+
 fn rewrite_escape(pattern: &mut Expr, escape_char: &mut Option<ValueWithSpan>) {
     let Some(escape) = escape_char.as_ref().and_then(string_of) else {
         return;
@@ -252,13 +267,10 @@ fn rewrite_escape(pattern: &mut Expr, escape_char: &mut Option<ValueWithSpan>) {
         [c] => Some(*c),
         _ => return,
     };
-    let Expr::Value(literal) = pattern else {
+    let Some(text) = literal_text(pattern) else {
         return;
     };
-    let Some(text) = string_of(literal) else {
-        return;
-    };
-    *pattern = Expr::value(Value::SingleQuotedString(backslash_pattern(text, escape)));
+    *pattern = Expr::value(Value::SingleQuotedString(backslash_pattern(&text, escape)));
     *escape_char = None;
 }
 
@@ -361,6 +373,10 @@ mod tests {
         assert_eq!(
             rewritten("SELECT x LIKE 'b!_%' ESCAPE '!'"),
             "SELECT x LIKE 'b\\_%'"
+        );
+        assert_eq!(
+            rewritten("SELECT x NOT LIKE 'pg/_' || '%' ESCAPE '/'"),
+            "SELECT x NOT LIKE 'pg\\_%'"
         );
     }
 }
