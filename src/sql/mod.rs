@@ -90,6 +90,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         return Err(Error::TooDeep);
     }
     let parsed = if is_catalog_query(sql) {
+        let rewritten = regtype::regproc_literals(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
         CATALOG_PARSER.parse(sql).map(|statements| {
             statements
                 .into_iter()

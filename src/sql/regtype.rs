@@ -3,11 +3,17 @@
 //! such type. It becomes a scalar subquery over `pg_type`. A literal name is
 //! read as SQL reads a type (`integer`, `character varying`, `int4` all
 //! name int4's row); any other argument is compared with `typname`.
+//!
+//! Also `'name'::regproc`: a function, which prints as its name. pg_type's
+//! `typinput` and friends are text here, so the literal is that name
+//! (schema dropped): pgJDBC's type lookup compares `typinput =
+//! 'pg_catalog.array_in'::regproc`.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, visit_expressions_mut,
+    DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -61,6 +67,41 @@ pub fn rewrite_to_regtype(statement: &mut Statement) {
     });
 }
 
+/// `sql` with every `'name'::regproc` written as the text `'name'` (without
+/// its schema); `None` when it has none, or does not parse.
+pub fn regproc_literals(sql: &str) -> Option<String> {
+    if !sql.to_ascii_lowercase().contains("regproc") {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut changed = false;
+    for statement in &mut statements {
+        let _ = visit_expressions_mut(statement, |expr| {
+            if let Expr::Cast {
+                expr: inner,
+                data_type: DataType::Custom(name, _),
+                ..
+            } = expr
+                && name.to_string().eq_ignore_ascii_case("regproc")
+                && let Expr::Value(v) = inner.as_ref()
+                && let Value::SingleQuotedString(function) = &v.value
+            {
+                let bare = function.rsplit('.').next().unwrap_or(function).to_string();
+                *expr = Expr::value(Value::SingleQuotedString(bare));
+                changed = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    changed.then(|| {
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";\n")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +121,17 @@ mod tests {
              (SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = 'varchar'), \
              (SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = x)"
         );
+    }
+
+    #[test]
+    fn a_regproc_literal_is_the_function_name() {
+        assert_eq!(
+            super::regproc_literals(
+                "SELECT typinput = 'pg_catalog.array_in'::regproc FROM pg_type WHERE oid = $1"
+            )
+            .as_deref(),
+            Some("SELECT typinput = 'array_in' FROM pg_type WHERE oid = $1")
+        );
+        assert_eq!(super::regproc_literals("SELECT 1"), None);
     }
 }
