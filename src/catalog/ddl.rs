@@ -2,14 +2,40 @@
 //! or the schema of a CREATE TABLE AS query.
 
 use datafusion::arrow::datatypes::Schema;
-use datafusion::sql::sqlparser::ast::{ColumnOption, CreateTable, TableConstraint};
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable, DataType as SqlType, TableConstraint,
+};
 
 use super::{ColumnDef, ColumnType};
 use crate::error::{Error, Result};
 use crate::sql::ident_name;
 
-/// Column definitions and primary key of a plain CREATE TABLE.
-pub fn table_columns(create: &CreateTable) -> Result<(Vec<ColumnDef>, Vec<usize>)> {
+/// The integer type of a SERIAL column (`serial`, `bigserial`,
+/// `smallserial`, `serial4`, `serial8`, `serial2`); SERIAL is no type, only
+/// a column shorthand, so a cast to it stays an error.
+fn serial_type(data_type: &SqlType) -> Option<ColumnType> {
+    let SqlType::Custom(name, modifiers) = data_type else {
+        return None;
+    };
+    if !modifiers.is_empty() {
+        return None;
+    }
+    match name.to_string().to_ascii_lowercase().as_str() {
+        "serial" | "serial4" => Some(ColumnType::Integer),
+        "bigserial" | "serial8" => Some(ColumnType::BigInt),
+        "smallserial" | "serial2" => Some(ColumnType::SmallInt),
+        _ => None,
+    }
+}
+
+/// Column definitions and primary key of a plain CREATE TABLE `schema.table`.
+/// A SERIAL column is its integer type, NOT NULL, with a DEFAULT that draws
+/// from the sequence `schema.table_column_seq` (which the caller creates).
+pub fn table_columns(
+    create: &CreateTable,
+    schema: &str,
+    table: &str,
+) -> Result<(Vec<ColumnDef>, Vec<usize>)> {
     if create.columns.is_empty() {
         return Err(Error::NotSupported(
             "a table needs at least one column".into(),
@@ -22,11 +48,21 @@ pub fn table_columns(create: &CreateTable) -> Result<(Vec<ColumnDef>, Vec<usize>
         if columns.iter().any(|c| c.name == name) {
             return Err(Error::DuplicateColumn(name));
         }
+        let serial = serial_type(&column.data_type);
+        let default = serial.as_ref().map(|_| {
+            format!(
+                "nextval('{}')",
+                super::sequence::serial_sequence(schema, table, &name)
+            )
+        });
         let mut def = ColumnDef {
+            ty: match serial {
+                Some(ty) => ty,
+                None => ColumnType::from_sql(&column.data_type)?,
+            },
+            not_null: default.is_some(),
+            default,
             name,
-            ty: ColumnType::from_sql(&column.data_type)?,
-            not_null: false,
-            default: None,
         };
         for option in &column.options {
             match &option.option {

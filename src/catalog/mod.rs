@@ -9,11 +9,13 @@
 mod check;
 mod ddl;
 pub mod json;
+pub mod sequence;
 mod types;
 mod view;
 
 pub use check::{check_rows, uuid_text};
 pub use ddl::{columns_from_schema, table_columns};
+pub use sequence::Sequences;
 pub use types::{ColumnType, PG_TYPE_KEY};
 pub use view::{Dependent, Object, ViewDef, ViewId};
 
@@ -118,6 +120,13 @@ pub struct TableDef {
 }
 
 impl TableDef {
+    /// The sequences its SERIAL columns draw from.
+    pub fn sequences(&self) -> impl Iterator<Item = &str> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.default.as_deref().and_then(sequence::drawn_from))
+    }
+
     pub fn arrow_schema(&self) -> Schema {
         Schema::new(
             self.columns

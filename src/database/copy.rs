@@ -220,13 +220,24 @@ impl Database {
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 
-    /// A column's DEFAULT for `rows` rows, evaluated once for the COPY.
+    /// A column's DEFAULT for `rows` rows, evaluated once for the COPY; a
+    /// SERIAL column's draws a number per row.
     async fn default_array(
         &self,
         default: &str,
         data_type: &DataType,
         rows: usize,
     ) -> Result<ArrayRef> {
+        if let Some(sequence) = crate::catalog::sequence::drawn_from(default) {
+            let numbers: ArrayRef = Arc::new(datafusion::arrow::array::Int64Array::from(
+                self.sequences.next(sequence, rows)?,
+            ));
+            return Ok(cast_with_options(
+                &numbers,
+                data_type,
+                &CastOptions::default(),
+            )?);
+        }
         let batches = self
             .ctx
             .sql(&format!("SELECT {}", crate::sql::expression_sql(default)))

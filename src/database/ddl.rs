@@ -171,7 +171,7 @@ impl Database {
         };
         let (columns, primary_key) = match &rows {
             Some((schema, _)) => (columns_from_schema(schema)?, Vec::new()),
-            None => table_columns(create)?,
+            None => table_columns(create, &schema, &name)?,
         };
         let _ddl = self.ddl.lock().await;
         if create.if_not_exists
@@ -205,6 +205,9 @@ impl Database {
             .write()
             .expect("catalog lock poisoned")
             .create_table(def)?;
+        for sequence in def.sequences() {
+            self.sequences.create(sequence)?;
+        }
         self.register_table(def.clone(), data).await?;
         self.catalog_changed();
         self.store.flush().await?;
@@ -280,6 +283,9 @@ impl Database {
                 .write()
                 .expect("catalog lock poisoned")
                 .drop_table(&schema, &table)?;
+            for sequence in def.sequences() {
+                self.sequences.remove(sequence)?;
+            }
             {
                 let _turn = self.sequencer.turn().await;
                 self.runtime

@@ -124,6 +124,8 @@ impl LiveTable {
 pub struct Database {
     store: Store,
     ctx: SessionContext,
+    /// The sequences of SERIAL columns (`nextval`).
+    sequences: Arc<crate::catalog::Sequences>,
     catalog: Arc<RwLock<Catalog>>,
     tables: RwLock<HashMap<TableId, Arc<LiveTable>>>,
     /// DDL statements run one at a time.
@@ -199,9 +201,14 @@ impl Database {
                 })
             },
         )?;
+        let sequences = Arc::new(crate::catalog::Sequences::load(store.clone())?);
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+            query::nextval::NextVal::new(sequences.clone()),
+        ));
         let db = Database {
             store,
             ctx,
+            sequences,
             catalog,
             tables: RwLock::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),

@@ -3,6 +3,7 @@
 
 pub mod dml;
 mod mv_table;
+pub mod nextval;
 mod pg_attribute;
 pub(crate) mod pg_compat;
 mod pg_json;
