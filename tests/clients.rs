@@ -2381,6 +2381,14 @@ async fn returning_rows_come_back_through_prepared_statements() {
         rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
         [10]
     );
+    // Names: `*` expands to the columns, an alias and a figured name stay.
+    let named = client
+        .prepare("UPDATE rk SET n = n WHERE id = $1 RETURNING *, id + 1 AS nxt, upper(name)")
+        .await
+        .unwrap();
+    let rows = client.query(&named, &[&1i64]).await.unwrap();
+    let names: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["id", "name", "n", "nxt", "upper"]);
     // Without parameters: the simple protocol, and the INSERT's tag.
     let messages = client
         .simple_query("DELETE FROM rk RETURNING id")
@@ -2429,4 +2437,11 @@ async fn declared_parameter_types_are_honoured() {
         .unwrap();
     assert_eq!(by_id.params(), &[Type::INT8]);
     assert!(client.query(&by_id, &[&1i64]).await.unwrap().is_empty());
+    // Declared smallints as a function's positions.
+    let substr = client
+        .prepare_typed("SELECT substr('abcdef', $1, $2)", &[Type::INT2, Type::INT2])
+        .await
+        .unwrap();
+    let row = client.query_one(&substr, &[&2i16, &3i16]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "bcd");
 }

@@ -218,10 +218,20 @@ impl Catalog {
         Ok(())
     }
 
-    /// Forgets an empty schema (`Database::drop_schemas` empties it first).
+    /// Forgets an empty schema (`Database::drop_schemas` empties it first;
+    /// one that something was created in meanwhile is refused).
     pub fn drop_schema(&mut self, name: &str) -> Result<()> {
         if !self.schemas.contains(name) {
             return Err(Error::UndefinedSchema(name.to_string()));
+        }
+        if self.tables_in(name).next().is_some()
+            || self.mvs_in(name).next().is_some()
+            || self.views.values().any(|v| v.schema == name)
+        {
+            return Err(Error::DependentObjects {
+                what: format!("schema {name}"),
+                detail: format!("objects were created in schema {name} while it was dropped"),
+            });
         }
         self.store
             .remove_catalog(&format!("{SCHEMA_PREFIX}{name}"))?;

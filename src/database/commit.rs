@@ -209,8 +209,7 @@ impl Database {
 
     /// A RETURNING's items over the rows its statement wrote (new rows) or
     /// deleted (old rows), known by the name the statement gave its target.
-    /// Each item gets PostgreSQL's column name (`sql::output_names` of the
-    /// equivalent SELECT).
+    /// Each item gets PostgreSQL's column name (`sql::item_name`).
     async fn returned(
         &self,
         returning: &Returning,
@@ -226,10 +225,8 @@ impl Database {
         )?
         .build()?;
         let frame = DataFrame::new(self.ctx.state(), scan);
-        let names = crate::sql::output_names(&crate::sql::returning::described(returning)?)
-            .unwrap_or_default();
         let mut exprs = Vec::new();
-        for (i, item) in returning.items.iter().enumerate() {
+        for item in &returning.items {
             match item {
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => exprs.extend(
                     frame
@@ -239,11 +236,8 @@ impl Database {
                         .map(datafusion::logical_expr::Expr::Column),
                 ),
                 SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
-                    let name = names
-                        .get(i)
-                        .cloned()
-                        .flatten()
-                        .unwrap_or_else(|| "?column?".to_string());
+                    let name =
+                        crate::sql::item_name(item).unwrap_or_else(|| "?column?".to_string());
                     exprs.push(frame.parse_sql_expr(&expr.to_string())?.alias(name));
                 }
                 other => {

@@ -69,13 +69,39 @@ impl Database {
                     ),
                 });
             }
-            let exists = self
-                .catalog
-                .read()
-                .expect("catalog lock poisoned")
-                .has_schema(schema);
-            if !exists && !if_exists {
-                return Err(Error::UndefinedSchema(schema.clone()));
+            let catalog = self.catalog.read().expect("catalog lock poisoned");
+            if !catalog.has_schema(schema) {
+                if !if_exists {
+                    return Err(Error::UndefinedSchema(schema.clone()));
+                }
+                continue;
+            }
+            let holds_anything = catalog.tables_in(schema).next().is_some()
+                || catalog.mvs_in(schema).next().is_some()
+                || catalog.views().iter().any(|v| &v.schema == schema);
+            if holds_anything && !cascade {
+                let detail = catalog
+                    .tables_in(schema)
+                    .map(|t| format!("table {schema}.{}", t.name))
+                    .chain(
+                        catalog
+                            .views()
+                            .iter()
+                            .filter(|v| &v.schema == schema)
+                            .map(|v| format!("view {schema}.{}", v.name)),
+                    )
+                    .chain(
+                        catalog
+                            .mvs_in(schema)
+                            .map(|m| format!("materialized view {schema}.{}", m.name)),
+                    )
+                    .map(|object| format!("{object} depends on schema {schema}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(Error::DependentObjects {
+                    what: format!("schema {schema}"),
+                    detail,
+                });
             }
         }
         for schema in schemas {
@@ -97,24 +123,6 @@ impl Database {
                 (views, mvs, tables)
             };
             let (views, mvs, tables) = contents;
-            let empty = views.is_empty() && mvs.is_empty() && tables.is_empty();
-            if !cascade && !empty {
-                let detail = tables
-                    .iter()
-                    .map(|t| format!("table {schema}.{t}"))
-                    .chain(views.iter().map(|v| format!("view {schema}.{v}")))
-                    .chain(
-                        mvs.iter()
-                            .map(|m| format!("materialized view {schema}.{m}")),
-                    )
-                    .map(|object| format!("{object} depends on schema {schema}"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                return Err(Error::DependentObjects {
-                    what: format!("schema {schema}"),
-                    detail,
-                });
-            }
             let qualified = |names: &[String]| -> Vec<ObjectName> {
                 names
                     .iter()

@@ -16,7 +16,7 @@ use datafusion::arrow::compute::interleave_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::sql::sqlparser::ast::{CloseCursor, Declare, Statement};
+use datafusion::sql::sqlparser::ast::{CloseCursor, Declare, Query, Statement};
 use futures::StreamExt;
 
 use crate::database::Outcome;
@@ -48,6 +48,7 @@ pub(super) struct Cursor {
 pub(super) struct Declared<'a> {
     pub name: String,
     pub declare: &'a Declare,
+    query: &'a Query,
 }
 
 /// The DECLARE a statement is, if it declares a cursor.
@@ -61,10 +62,10 @@ pub(super) fn declared(statement: &Statement) -> Option<Declared<'_>> {
     let [name] = declare.names.as_slice() else {
         return None;
     };
-    declare.for_query.as_ref()?;
     Some(Declared {
         name: sql::ident_name(name),
         declare,
+        query: declare.for_query.as_ref()?,
     })
 }
 
@@ -85,12 +86,7 @@ impl Declared<'_> {
 
     /// The cursor's query as a statement of its own.
     pub(super) fn query(&self) -> Statement {
-        match &self.declare.for_query {
-            Some(query) => Statement::Query(query.clone()),
-            None => Statement::Declare {
-                stmts: vec![self.declare.clone()],
-            },
-        }
+        Statement::Query(Box::new(self.query.clone()))
     }
 }
 
@@ -140,8 +136,8 @@ impl Cursors {
     }
 
     /// FETCH or MOVE. The cursor is out of the map while rows are pulled,
-    /// so the lock is never held across an await; a FETCH that fails or is
-    /// cancelled midway loses the cursor, as its block is aborted anyway.
+    /// so the lock is never held across an await; a FETCH that is cancelled
+    /// midway loses the cursor, as its block is aborted anyway.
     pub(super) async fn step(&self, step: &CursorStep) -> Result<Stepped> {
         let mut cursor = self
             .lock()

@@ -286,11 +286,10 @@ impl Handler {
         let flush_after = !in_block && is_write(statement) && implicit_flush(client);
         let cursors = cursors(client);
         let declared = cursor::declared(statement);
-        // An implicit block (a multi-statement string) is no block for
-        // DECLARE, as in PostgreSQL.
-        let client_block = client.transaction_status() != TransactionStatus::Idle;
+        // A multi-statement string's implicit block is a block for DECLARE,
+        // as in PostgreSQL; its cursors close when the string ends.
         if let Some(declared) = &declared {
-            declared.allowed(client_block)?;
+            declared.allowed(in_block)?;
         }
         let work = async {
             let result = match (sql::cursor::step(statement), statement, &declared, plan) {
@@ -304,7 +303,7 @@ impl Handler {
                             self.db.execute(&query, &schema, txn.as_mut()).await
                         }
                     };
-                    outcome.and_then(|outcome| cursors.declare(declared, outcome, client_block))
+                    outcome.and_then(|outcome| cursors.declare(declared, outcome, in_block))
                 }
                 (None, _, None, Some(plan)) => {
                     let returning = sql::returning::of(statement);
@@ -504,9 +503,14 @@ pub(super) fn fields_for(
 /// Gives result columns PostgreSQL's names where DataFusion's differ
 /// (`?column?`, `upper`, `int8`).
 pub(super) fn rename_columns(schema: &SchemaRef, statement: &Statement) -> SchemaRef {
-    let Some(names) = sql::output_names(statement) else {
-        return schema.clone();
-    };
+    match sql::output_names(statement) {
+        Some(names) => renamed(schema, names),
+        None => schema.clone(),
+    }
+}
+
+/// `schema` with its columns named `names` (`None` keeps a column's name).
+fn renamed(schema: &SchemaRef, names: Vec<Option<String>>) -> SchemaRef {
     if names.len() != schema.fields().len() {
         return schema.clone();
     }
@@ -716,12 +720,16 @@ impl SimpleQueryHandler for Handler {
             // CREATE MATERIALIZED VIEW after an INSERT sees its rows, as it
             // would in PostgreSQL's one transaction.
             if implicit && !runs_in_implicit_block(statement) {
-                if let Some(txn) = slot.take()
-                    && let Err(e) = self.db.commit_transaction(txn).await
-                {
-                    responses.push(error_response(&e));
-                    failed = true;
-                    break;
+                if let Some(txn) = slot.take() {
+                    let committed = match self.db.commit_transaction(txn).await {
+                        Ok(()) if implicit_flush(client) => self.db.flush().await,
+                        other => other,
+                    };
+                    if let Err(e) = committed {
+                        responses.push(error_response(&e));
+                        failed = true;
+                        break;
+                    }
                 }
                 slot.begin();
             }
@@ -736,15 +744,17 @@ impl SimpleQueryHandler for Handler {
                     // an error while they are produced (division by zero in
                     // row 10,000) stops the statements after it.
                     let response = match response {
-                        Response::Query(results) if more => match read_rows(results).await {
-                            Ok(response) => response,
-                            Err(error) => {
-                                client.set_transaction_status(status.to_error_state());
-                                responses.push(Response::Error(Box::new(error)));
-                                failed = true;
-                                break;
+                        Response::Query(results) if more || implicit => {
+                            match read_rows(results).await {
+                                Ok(response) => response,
+                                Err(error) => {
+                                    client.set_transaction_status(status.to_error_state());
+                                    responses.push(Response::Error(Box::new(error)));
+                                    failed = true;
+                                    break;
+                                }
                             }
-                        },
+                        }
                         response => response,
                     };
                     // Each statement sees the status the ones before it left
@@ -767,11 +777,20 @@ impl SimpleQueryHandler for Handler {
                 }
             }
         }
+        if implicit {
+            cursors(client).end_block(!failed);
+        }
         if implicit && let Some(txn) = slot.take() {
-            // The last statement's rows are still to be sent; a failure of
-            // theirs comes after the commit, as PostgreSQL's would.
-            if !failed && let Err(e) = self.db.commit_transaction(txn).await {
-                responses.push(error_response(&e));
+            // Every statement's rows have been read: nothing can fail after
+            // the commit.
+            if !failed {
+                let committed = match self.db.commit_transaction(txn).await {
+                    Ok(()) if implicit_flush(client) => self.db.flush().await,
+                    other => other,
+                };
+                if let Err(e) = committed {
+                    responses.push(error_response(&e));
+                }
             }
         }
         if responses.is_empty() {
@@ -811,6 +830,11 @@ fn runs_in_implicit_block(statement: &Statement) -> bool {
             | Statement::Declare { .. }
             | Statement::Fetch { .. }
             | Statement::Close { .. }
+            | Statement::Prepare { .. }
+            | Statement::Execute { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Truncate(_)
+            | Statement::Explain { .. }
     )
 }
 
@@ -880,8 +904,9 @@ impl StatementParser {
         // An INSERT without parameters describes as nothing and executes
         // like a simple query (which may skip the planner for literal
         // VALUES): planning it here would be wasted work.
-        let literal_insert =
-            matches!(statement, Statement::Insert(_)) && !has_parameters(&statement);
+        let literal_insert = matches!(statement, Statement::Insert(_))
+            && !has_parameters(&statement)
+            && !sql::returning::has(&statement);
         let planned = planned_form(&statement);
         let plan = if Database::is_planned(&planned) && !literal_insert {
             let plan = self.db.plan(&planned, schema).await?;
@@ -895,7 +920,9 @@ impl StatementParser {
             (Some(_), Some(returning)) => {
                 let described = sql::returning::described(&returning)?;
                 let plan = self.db.plan(&described, schema).await?;
-                Some(rename_columns(&self.db.result_schema(&plan), &described))
+                let columns = self.db.result_schema(&plan);
+                let names = returning.column_names(columns.fields().len());
+                Some(renamed(&columns, names))
             }
             (plan, _) => plan.as_ref().map(|plan| self.db.result_schema(plan)),
         };

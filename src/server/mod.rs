@@ -122,8 +122,14 @@ impl ServerParameterProvider for Parameters {
             ("server_version", query::server_version()),
             ("server_encoding", "UTF8".into()),
             ("client_encoding", "UTF8".into()),
-            ("DateStyle", "ISO, MDY".into()),
-            ("IntervalStyle", "postgres".into()),
+            (
+                "DateStyle",
+                session::setting(client, "DateStyle").unwrap_or_else(|| "ISO, MDY".into()),
+            ),
+            (
+                "IntervalStyle",
+                session::setting(client, "IntervalStyle").unwrap_or_else(|| "postgres".into()),
+            ),
             (
                 "TimeZone",
                 session::setting(client, "TimeZone").unwrap_or_else(|| "UTC".into()),

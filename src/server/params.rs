@@ -126,8 +126,8 @@ fn declared_field(ty: &Type) -> Option<Field> {
 /// timestamptz for an aware datetime, and `SELECT $1 * 2` must then compute
 /// in numeric (DataFusion types `$1` from the `2`, and the fraction was
 /// lost), `SELECT $1` return a timestamptz. A parameter that DataFusion
-/// typed from what it meets keeps that type unless both are numbers: a
-/// declared text compared with an integer column stays the column's type.
+/// typed from what it meets keeps that type, except an integer where the
+/// client declared a fraction.
 pub fn type_declared_parameters(
     plan: LogicalPlan,
     declared: &[Option<Type>],
@@ -152,17 +152,30 @@ pub fn type_declared_parameters(
                 let Some(wanted) = field_for(&placeholder.id) else {
                     return Ok(Transformed::no(e));
                 };
+                // Over a type DataFusion inferred, only a declared
+                // fraction wins over an integer (`$1 * 2` with a Decimal):
+                // a declared integer width, or a numeric against a numeric
+                // column, keeps the inferred type, whose column or function
+                // then checks the value's range.
                 let replace = match &placeholder.field {
                     None => true,
                     Some(field) => {
-                        field.data_type() != wanted.data_type()
-                            && field.data_type().is_numeric()
-                            && wanted.data_type().is_numeric()
+                        field.data_type().is_integer()
+                            && matches!(
+                                wanted.data_type(),
+                                DataType::Decimal128(..) | DataType::Float32 | DataType::Float64
+                            )
                     }
                 };
                 if !replace {
                     return Ok(Transformed::no(e));
                 }
+                // A declared smallint or integer binds as bigint, DataFusion's
+                // integer: function signatures (substr's positions) take it.
+                let wanted = match wanted.data_type() {
+                    DataType::Int16 | DataType::Int32 => wanted.with_data_type(DataType::Int64),
+                    _ => wanted,
+                };
                 Ok(Transformed::yes(Expr::Placeholder(Placeholder {
                     id: placeholder.id.clone(),
                     field: Some(Arc::new(wanted)),

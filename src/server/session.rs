@@ -116,10 +116,22 @@ pub fn adopt_startup_settings<C: ClientInfo + ?Sized>(client: &mut C) {
 fn date_style(value: &str, base: &str) -> String {
     let (style, order) = base.split_once(", ").unwrap_or(("ISO", "MDY"));
     let (mut style, mut order) = (style.to_string(), order.to_string());
+    let names_order = value.split(',').any(|p| {
+        matches!(
+            p.trim().to_ascii_uppercase().as_str(),
+            "DMY" | "MDY" | "YMD" | "EURO" | "EUROPEAN" | "US" | "NONEURO" | "NONEUROPEAN"
+        )
+    });
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.to_ascii_uppercase().as_str() {
             "ISO" | "SQL" => style = part.to_ascii_uppercase(),
-            "GERMAN" => style = "German".into(),
+            // German implies day-month order unless the value names one.
+            "GERMAN" => {
+                style = "German".into();
+                if !names_order {
+                    order = "DMY".into();
+                }
+            }
             "POSTGRES" => style = "Postgres".into(),
             "DMY" | "MDY" | "YMD" => order = part.to_ascii_uppercase(),
             "EURO" | "EUROPEAN" => order = "DMY".into(),
@@ -473,6 +485,7 @@ mod tests {
         assert_eq!(date_style("german, dmy", "ISO, MDY"), "German, DMY");
         assert_eq!(date_style("ymd", "German, DMY"), "German, YMD");
         assert_eq!(date_style("postgres", "German, YMD"), "Postgres, YMD");
+        assert_eq!(date_style("German", "ISO, MDY"), "German, DMY");
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod rewrite;
 
 pub use casts::{expression_sql, rewrite_casts};
 pub use clauses::rewrite_clauses;
-pub use names::{dedupe_projection, output_names};
+pub use names::{dedupe_projection, item_name, output_names};
 pub use rewrite::{ColumnDefaults, rewrite_dml};
 
 use std::ops::ControlFlow;

@@ -48,6 +48,15 @@ fn set_expr_names(body: &SetExpr) -> Option<Vec<Option<String>>> {
     }
 }
 
+/// The column name PostgreSQL gives one select item (`None` for `*`).
+pub fn item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(expr) => Some(figure_name(expr)),
+        SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+        _ => None,
+    }
+}
+
 fn unaliased_name(expr: &Expr) -> Option<String> {
     Some(figure_name(expr))
 }

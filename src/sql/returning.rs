@@ -89,6 +89,30 @@ pub fn take(statement: &mut Statement) -> Result<Option<Returning>> {
     }))
 }
 
+impl Returning {
+    /// The name of each of `width` result columns: an item's own
+    /// (`sql::item_name`), `None` for the columns a `*` expands to (their
+    /// own names).
+    pub fn column_names(&self, width: usize) -> Vec<Option<String>> {
+        let stars = self
+            .items
+            .iter()
+            .filter(|i| super::item_name(i).is_none())
+            .count();
+        let expanded = match stars {
+            0 => 0,
+            n => width.saturating_sub(self.items.len() - n) / n,
+        };
+        self.items
+            .iter()
+            .flat_map(|item| match super::item_name(item) {
+                Some(name) => vec![Some(name)],
+                None => vec![None; expanded],
+            })
+            .collect()
+    }
+}
+
 /// Whether `statement` has a RETURNING (without copying it).
 pub fn has(statement: &Statement) -> bool {
     match statement {
