@@ -5,6 +5,8 @@
 //!   the column's default expression, or NULL.
 //! - `INSERT INTO t VALUES (1)` with fewer values than columns and no column
 //!   list names the leading columns, so the rest get their defaults.
+//! - A VALUES in the FROM of an INSERT's query becomes a UNION ALL of
+//!   SELECTs (DataFusion plans it with the target table's width).
 //! - `UPDATE t SET c = t.c + f.x FROM f WHERE p` becomes
 //!   `UPDATE t SET c = t.c + (SELECT max(f.x) FROM f WHERE p) WHERE EXISTS
 //!   (SELECT 1 FROM f WHERE p)`: every reference to a FROM table becomes a
@@ -17,8 +19,11 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, Expr, GroupByExpr, Ident, ObjectName, Query, Select,
     SelectFlavor, SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, Update,
-    UpdateTableFromKind, Value, helpers::attached_token::AttachedToken, visit_expressions_mut,
+    UpdateTableFromKind, Value, VisitMut, VisitorMut, helpers::attached_token::AttachedToken,
+    visit_expressions_mut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{ident_name, object_name_parts};
 use crate::error::{Error, Result};
@@ -43,6 +48,11 @@ pub fn rewrite_dml(
                 return Ok(());
             };
             let SetExpr::Values(values) = source.body.as_mut() else {
+                // DataFusion plans a VALUES nested in an INSERT's query
+                // with the target table's width (SQLAlchemy's
+                // `INSERT ... SELECT p0 FROM (VALUES ($1, 0), ...) AS
+                // imp_sen(p0, sen_counter)`): it becomes a UNION ALL.
+                let _ = source.visit(&mut NestedValues);
                 return Ok(());
             };
             if insert.columns.is_empty()
@@ -91,6 +101,64 @@ pub fn rewrite_dml(
         _ => {}
     }
     Ok(())
+}
+
+/// `(VALUES (a, b), (c, d)) AS v(x, y)` in FROM as `(SELECT a AS x, b AS
+/// y UNION ALL SELECT c, d) AS v`, the same rows (VALUES columns without
+/// names are PostgreSQL's `column1`, `column2`, ...).
+struct NestedValues;
+
+impl VisitorMut for NestedValues {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Derived {
+            subquery, alias, ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let SetExpr::Values(values) = subquery.body.as_ref() else {
+            return ControlFlow::Continue(());
+        };
+        if subquery.order_by.is_some() || subquery.limit_clause.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let names: Vec<String> = match alias {
+            Some(alias) if !alias.columns.is_empty() => {
+                alias.columns.iter().map(|c| c.name.to_string()).collect()
+            }
+            _ => (1..=values.rows.first().map_or(0, |r| r.len()))
+                .map(|i| format!("column{i}"))
+                .collect(),
+        };
+        let selects: Vec<String> = values
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let items: Vec<String> = row
+                    .iter()
+                    .enumerate()
+                    .map(|(j, value)| match (i, names.get(j)) {
+                        (0, Some(name)) => format!("{value} AS {name}"),
+                        _ => value.to_string(),
+                    })
+                    .collect();
+                format!("SELECT {}", items.join(", "))
+            })
+            .collect();
+        if let Ok(Statement::Query(query)) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&selects.join(" UNION ALL "))
+            .and_then(|mut p| p.parse_statement())
+        {
+            *subquery = query;
+            if let Some(alias) = alias {
+                alias.columns.clear();
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn is_default(expr: &Expr) -> bool {
@@ -257,6 +325,16 @@ mod tests {
         assert_eq!(
             rewritten("INSERT INTO t VALUES (1)"),
             "INSERT INTO t (\"id\") VALUES (1)"
+        );
+    }
+
+    #[test]
+    fn values_inside_an_insert_query_become_a_union() {
+        assert_eq!(
+            rewritten(
+                "INSERT INTO t (a) SELECT p0 FROM (VALUES ($1, 0), ($2, 1)) AS v(p0, n) ORDER BY n"
+            ),
+            "INSERT INTO t (a) SELECT p0 FROM (SELECT $1 AS p0, 0 AS n UNION ALL SELECT $2, 1) AS v ORDER BY n"
         );
     }
 

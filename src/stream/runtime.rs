@@ -473,6 +473,14 @@ impl Engine {
             self.set_status(backfill);
             return;
         }
+        // Changes that reached the runtime since the last epoch are recorded
+        // by the backfill before it catches up: the CREATE answered next
+        // shows every write acknowledged before it (without this a write
+        // made while the backfill was paused could show only an epoch later,
+        // after a SELECT right after the CREATE had missed it).
+        if !self.pending.is_empty() {
+            self.run_epoch();
+        }
         let Some(mut backfill) = self.backfills.pop_front() else {
             return;
         };
