@@ -330,6 +330,8 @@ impl Cursor {
 
     async fn relative(&mut self, n: i64) -> Result<Vec<usize>> {
         if n == 0 {
+            // Fetching the current row again is a step back for PostgreSQL.
+            self.backward_allowed()?;
             let current = self.position;
             let on_row = current >= 1 && current <= self.read && current > self.dropped;
             return Ok(if on_row { vec![current] } else { Vec::new() });
@@ -515,10 +517,10 @@ mod tests {
             vec![1, 2, 3]
         );
         assert!(c.dropped >= 2, "rows behind the cursor are let go");
-        assert_eq!(
-            fetch(&mut c, Direction::Relative(0)).await.unwrap(),
-            vec![3]
-        );
+        assert!(matches!(
+            fetch(&mut c, Direction::Relative(0)).await,
+            Err(Error::ForwardOnlyCursor)
+        ));
         assert!(matches!(
             fetch(&mut c, Direction::Count(-1)).await,
             Err(Error::ForwardOnlyCursor)

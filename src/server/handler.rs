@@ -256,7 +256,8 @@ impl Handler {
             object_type: DiscardObject::ALL,
         } = statement
         {
-            if client.transaction_status() != TransactionStatus::Idle {
+            // Also inside a multi-statement string's implicit block.
+            if client.transaction_status() != TransactionStatus::Idle || slot.holds_block() {
                 return Err(Error::ActiveTransaction("DISCARD ALL"));
             }
             cursors(client).clear();
@@ -441,6 +442,10 @@ impl TxnSlot {
 
     pub(super) fn take(&self) -> Option<Transaction> {
         self.lock().take()
+    }
+
+    fn holds_block(&self) -> bool {
+        self.lock().is_some()
     }
 
     pub(super) fn put(&self, txn: Option<Transaction>) {
