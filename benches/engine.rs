@@ -111,7 +111,7 @@ const VIEWS: [View; 3] = [
 /// A session that knows `s` and `d` (empty: only their schemas matter to
 /// the planner).
 fn planning_context() -> BenchResult<SessionContext> {
-    let ctx = query::new_context()?;
+    let ctx = query::new_context(None)?;
     for (name, id, columns) in [("s", S, &["k", "v"]), ("d", D, &["id", "g"])] {
         let user = schema(columns);
         let data = TableData::try_new(&user, &[])?;

@@ -125,6 +125,10 @@ pub enum Error {
     #[error("stack depth limit exceeded: the statement is nested too deeply")]
     TooDeep,
 
+    /// A connection past `--max-connections` (PostgreSQL's wording).
+    #[error("sorry, too many clients already")]
+    TooManyConnections,
+
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
 

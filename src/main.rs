@@ -30,9 +30,52 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     epoch_interval_ms: u64,
 
+    /// Sessions served at once; the next connection is refused with
+    /// SQLSTATE 53300, as PostgreSQL's max_connections.
+    #[arg(long, default_value_t = freshet::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+
+    /// Memory that queries may hold at once (hash tables, sorts,
+    /// aggregates), e.g. 4GB or 512MB; past it sorts and aggregates spill
+    /// to temporary files and other queries fail with SQLSTATE 53200.
+    /// Default: half of the machine's memory. `none` sets no limit.
+    #[arg(long, value_parser = parse_memory_limit)]
+    memory_limit: Option<MemoryLimit>,
+
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// `--memory-limit`: a byte count, with an optional kB/MB/GB/TB unit
+/// (powers of 1024, as PostgreSQL's memory settings), or `none`.
+#[derive(Debug, Clone, Copy)]
+struct MemoryLimit(Option<usize>);
+
+fn parse_memory_limit(text: &str) -> Result<MemoryLimit, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(MemoryLimit(None));
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a size such as 4GB, 512MB or none"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "kib" => 1 << 10,
+        "mb" | "mib" => 1 << 20,
+        "gb" | "gib" => 1 << 30,
+        "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown unit \"{other}\": use kB, MB, GB or TB")),
+    };
+    number
+        .checked_mul(scale)
+        .map(|bytes| MemoryLimit(Some(bytes)))
+        .ok_or_else(|| format!("\"{text}\" is too large"))
 }
 
 /// glibc's malloc spent a quarter of an MV epoch in its own bookkeeping
@@ -69,13 +112,15 @@ async fn serve(args: Args) -> ExitCode {
     } else {
         Storage::Directory(args.data_dir.clone())
     };
-    let (addr, serve) = match freshet::start_with(
-        storage,
-        &args.listen,
-        std::time::Duration::from_millis(args.epoch_interval_ms.max(1)),
-    )
-    .await
-    {
+    let options = freshet::Options {
+        epoch_interval: std::time::Duration::from_millis(args.epoch_interval_ms.max(1)),
+        max_connections: args.max_connections,
+        memory_limit: match args.memory_limit {
+            Some(MemoryLimit(limit)) => limit,
+            None => freshet::default_memory_limit(),
+        },
+    };
+    let (addr, serve) = match freshet::start_with_options(storage, &args.listen, options).await {
         Ok(started) => started,
         Err(e) => {
             tracing::error!("cannot start: {e}");

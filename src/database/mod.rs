@@ -144,9 +144,14 @@ pub struct Database {
 impl Database {
     /// Opens the database on `store`: loads the catalog, replays every table
     /// log, and compacts logs that have grown much larger than their tables.
-    pub async fn open(store: Store, epoch_interval: Duration) -> Result<Arc<Self>> {
+    /// Queries share a memory pool of `memory_limit` bytes (none: no limit).
+    pub async fn open(
+        store: Store,
+        epoch_interval: Duration,
+        memory_limit: Option<usize>,
+    ) -> Result<Arc<Self>> {
         let catalog = Arc::new(RwLock::new(Catalog::load(store.clone())?));
-        let ctx = query::new_context()?;
+        let ctx = query::new_context(memory_limit)?;
         let declared = catalog.clone();
         query::declare_column_types(
             &ctx,
@@ -236,6 +241,11 @@ impl Database {
             .register_table(
                 "mv_progress".into(),
                 Arc::new(query::system::SystemTable::mv_progress(db.runtime.clone())),
+            )?;
+        db.schema_provider(query::system::SYSTEM_SCHEMA)?
+            .register_table(
+                "mv_state".into(),
+                Arc::new(query::system::SystemTable::mv_state(db.runtime.clone())),
             )?;
         for def in defs {
             let data = db.replay(&def)?;
@@ -778,7 +788,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_database_stops_its_runtime() {
         let before = epoch_threads();
-        let db = Database::open(Store::in_memory().unwrap(), Duration::from_millis(10))
+        let db = Database::open(Store::in_memory().unwrap(), Duration::from_millis(10), None)
             .await
             .unwrap();
         for sql in [

@@ -70,11 +70,12 @@ pub async fn build(
     // The dataflow's own session: one partition, and no catalog. The
     // operators keep it for as long as the view lives; with the catalog it
     // would hold the MV providers, and through them the runtime's channel,
-    // which would then never close.
+    // which would then never close. Nor the queries' memory pool: an epoch
+    // must not fail halfway because ad hoc queries hold the budget (MV
+    // state is accounted in freshet_catalog.mv_state instead).
     let config = session.config().clone().with_target_partitions(1);
     let session = SessionStateBuilder::new()
         .with_config(config)
-        .with_runtime_env(session.runtime_env().clone())
         .with_default_features()
         .build();
     let mut planner = Planner {

@@ -24,6 +24,7 @@ use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -75,7 +76,11 @@ pub fn declare_column_types(
 }
 
 /// A session context with our catalog layout and the PostgreSQL functions.
-pub fn new_context() -> Result<SessionContext> {
+/// With `memory_limit`, every query planned from it shares one pool of that
+/// many bytes: sorts and aggregates spill to temporary files past it, and
+/// what cannot spill (a hash join's build side) fails with "Resources
+/// exhausted" (53200) instead of the OS killing the server.
+pub fn new_context(memory_limit: Option<usize>) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE_NAME, DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(true)
@@ -83,7 +88,11 @@ pub fn new_context() -> Result<SessionContext> {
         .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
         .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
         .set_str("datafusion.execution.time_zone", "UTC");
-    let mut ctx = SessionContext::new_with_config(config);
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = memory_limit {
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
         .map_err(|e| *e)?;
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Avg::default()));

@@ -10,6 +10,12 @@
 //! MATERIALIZED VIEW is still backfilling: how many of its inputs' rows it
 //! has fed, out of how many, and for how long (RisingWave's
 //! `rw_ddl_progress`).
+//!
+//! `freshet_catalog.mv_state` has one row per part of each view: its
+//! contents (position 0) and each operator of its dataflow (position 1 is
+//! the root of `EXPLAIN CREATE MATERIALIZED VIEW`'s tree, then the rest in
+//! that order), with the bytes of memory its state holds. The runtime
+//! measures them when the table is read, between two epochs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +26,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -33,7 +39,15 @@ pub const SYSTEM_SCHEMA: &str = "freshet_catalog";
 pub struct SystemTable {
     runtime: Runtime,
     schema: SchemaRef,
-    rows: fn(&Runtime) -> Vec<ArrayRef>,
+    rows: Rows,
+}
+
+/// Where a system table's rows come from.
+enum Rows {
+    /// The status the runtime keeps up to date.
+    Status(fn(&Runtime) -> Vec<ArrayRef>),
+    /// State sizes, measured by the runtime thread when asked.
+    State,
 }
 
 impl fmt::Debug for SystemTable {
@@ -43,6 +57,20 @@ impl fmt::Debug for SystemTable {
 }
 
 impl SystemTable {
+    pub fn mv_state(runtime: Runtime) -> Self {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("position", DataType::UInt64, false),
+            Field::new("operator", DataType::Utf8, false),
+            Field::new("bytes", DataType::UInt64, false),
+        ]));
+        SystemTable {
+            runtime,
+            schema,
+            rows: Rows::State,
+        }
+    }
+
     pub fn mv_status(runtime: Runtime) -> Self {
         let schema = Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
@@ -55,7 +83,7 @@ impl SystemTable {
         SystemTable {
             runtime,
             schema,
-            rows: mv_status_rows,
+            rows: Rows::Status(mv_status_rows),
         }
     }
 
@@ -70,7 +98,7 @@ impl SystemTable {
         SystemTable {
             runtime,
             schema,
-            rows: mv_progress_rows,
+            rows: Rows::Status(mv_progress_rows),
         }
     }
 }
@@ -92,13 +120,42 @@ impl TableProvider for SystemTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = RecordBatch::try_new(self.schema.clone(), (self.rows)(&self.runtime))?;
+        let columns = match self.rows {
+            Rows::Status(rows) => rows(&self.runtime),
+            Rows::State => mv_state_rows(&self.runtime).await?,
+        };
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
             self.schema.clone(),
             projection.cloned(),
         )?)
     }
+}
+
+/// The rows of `freshet_catalog.mv_state`, measured by the runtime now.
+async fn mv_state_rows(runtime: &Runtime) -> Result<Vec<ArrayRef>> {
+    let mut parts = runtime
+        .footprint()
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let names = runtime.status();
+    parts.retain(|p| names.contains_key(&p.mv));
+    parts.sort_by_key(|p| (p.mv, p.position));
+    Ok(vec![
+        Arc::new(StringArray::from_iter_values(
+            parts.iter().map(|p| names[&p.mv].name.clone()),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            parts.iter().map(|p| p.position as u64),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            parts.iter().map(|p| p.operator.clone()),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            parts.iter().map(|p| p.bytes as u64),
+        )),
+    ])
 }
 
 fn mv_status_rows(runtime: &Runtime) -> Vec<ArrayRef> {

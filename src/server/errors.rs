@@ -12,9 +12,25 @@ use pgwire::error::ErrorInfo;
 
 use crate::error::Error;
 
+const OUT_OF_MEMORY: &str = "out of memory: ";
+
 pub fn error_info(error: &Error) -> ErrorInfo {
     let (code, message) = classify(error);
+    // PostgreSQL's out-of-memory error is two words; what ran out, and how
+    // much, is its detail (DataFusion's report names the operators).
+    let (message, detail) = match message.strip_prefix(OUT_OF_MEMORY) {
+        Some(detail) if code == "53200" => ("out of memory".to_string(), Some(detail.to_string())),
+        _ => (message, None),
+    };
     let mut info = ErrorInfo::new("ERROR".to_string(), code.to_string(), message);
+    if let Some(detail) = detail {
+        info.detail = Some(detail);
+        info.hint = Some(
+            "Queries share the memory set by the server's --memory-limit; \
+             a sort or an aggregate spills past it, a hash join's build side cannot."
+                .into(),
+        );
+    }
     match error {
         Error::Syntax {
             position: Some(p), ..
@@ -50,11 +66,19 @@ pub fn error_info(error: &Error) -> ErrorInfo {
     info
 }
 
+/// An error that ends the connection (severity FATAL: pgwire then closes it).
+pub fn fatal_info(error: &Error) -> ErrorInfo {
+    let mut info = error_info(error);
+    info.severity = "FATAL".into();
+    info
+}
+
 fn classify(error: &Error) -> (&'static str, String) {
     let message = error.to_string();
     let code = match error {
         Error::Syntax { .. } => "42601",
         Error::TooDeep => "54001",
+        Error::TooManyConnections => "53300",
         Error::UndefinedTable(_) | Error::DropMissing { .. } => "42P01",
         Error::UndefinedSchema(_) => "3F000",
         Error::UndefinedColumn(_) => "42703",
@@ -128,7 +152,7 @@ fn classify_datafusion(error: &DataFusionError) -> (&'static str, String) {
             other => ("42P10", other.to_string()),
         },
         DataFusionError::NotImplemented(m) => ("0A000", m.clone()),
-        DataFusionError::ResourcesExhausted(m) => ("53200", format!("out of memory: {m}")),
+        DataFusionError::ResourcesExhausted(m) => ("53200", format!("{OUT_OF_MEMORY}{m}")),
         DataFusionError::Plan(m) => classify_plan(m),
         DataFusionError::Execution(m) => classify_message(m).unwrap_or(("XX000", m.clone())),
         other => ("XX000", other.strip_backtrace()),
@@ -195,7 +219,7 @@ fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
             classify_message(m).unwrap_or(("22P02", m.clone()))
         }
         ArrowError::ComputeError(m) => classify_message(m).unwrap_or(("22000", m.clone())),
-        ArrowError::MemoryError(m) => ("53200", format!("out of memory: {m}")),
+        ArrowError::MemoryError(m) => ("53200", format!("{OUT_OF_MEMORY}{m}")),
         other => ("XX000", other.to_string()),
     }
 }

@@ -35,16 +35,24 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::database::Database;
+use crate::error::Error;
 use crate::query;
 use cancel::{Canceller, Signals};
 use handler::Handler;
 
-/// Serves `db` on `listener` until the task is dropped.
-pub async fn serve(db: Arc<Database>, listener: TcpListener) -> std::io::Result<()> {
+/// Serves `db` on `listener` until the task is dropped, at most
+/// `max_connections` sessions at once.
+pub async fn serve(
+    db: Arc<Database>,
+    listener: TcpListener,
+    max_connections: usize,
+) -> std::io::Result<()> {
     let handlers = Arc::new(Handlers::new(db));
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -54,14 +62,54 @@ pub async fn serve(db: Arc<Database>, listener: TcpListener) -> std::io::Result<
             }
         };
         let _ = socket.set_nodelay(true);
-        let handlers = handlers.clone();
+        // Held by the connection's task until it ends. A connection without
+        // one still runs the handshake, so that it can be told why (and a
+        // cancel request, which comes on a connection of its own, still
+        // reaches its session).
+        let slot = slots.clone().try_acquire_owned().ok();
+        let connection = Connection {
+            handlers: handlers.clone(),
+            admitted: slot.is_some(),
+        };
         tokio::spawn(async move {
             debug!(%peer, "connection opened");
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(slot);
             debug!(%peer, "connection closed");
         });
+    }
+}
+
+/// One connection's view of the shared handlers: whether it got a slot.
+struct Connection {
+    handlers: Arc<Handlers>,
+    admitted: bool,
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.handlers.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.handlers.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Admission {
+            startup: self.handlers.startup.clone(),
+            admitted: self.admitted,
+        })
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.handlers.cancel.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.handlers.queries.clone()
     }
 }
 
@@ -82,28 +130,6 @@ impl Handlers {
             }),
             cancel: Arc::new(Canceller { signals }),
         }
-    }
-}
-
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.queries.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.queries.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.startup.clone()
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancel.clone()
-    }
-
-    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
-        self.queries.clone()
     }
 }
 
@@ -150,6 +176,34 @@ impl ServerParameterProvider for Parameters {
             params.insert("application_name".into(), name.clone());
         }
         Some(params)
+    }
+}
+
+/// The startup handler of one connection: a connection past
+/// `max_connections` is refused at its startup message, as PostgreSQL does.
+struct Admission {
+    startup: Arc<Startup>,
+    admitted: bool,
+}
+
+#[async_trait]
+impl StartupHandler for Admission {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !self.admitted && matches!(message, PgWireFrontendMessage::Startup(_)) {
+            return Err(PgWireError::UserError(Box::new(errors::fatal_info(
+                &Error::TooManyConnections,
+            ))));
+        }
+        self.startup.on_startup(client, message).await
     }
 }
 

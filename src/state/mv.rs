@@ -22,7 +22,11 @@ use datafusion::common::HashMap;
 
 use super::{MvIndex, TableChange, TableData};
 use crate::stream::ZBatch;
+use crate::stream::footprint;
 use crate::stream::zset::{RowCodec, take_rows};
+
+/// Capacity below which a map is not shrunk after deletes.
+const SLACK_FLOOR: usize = 1024;
 
 /// The row ids of the copies of one row.
 enum Copies {
@@ -79,6 +83,25 @@ impl MvData {
     }
 
     /// The chunks as of now, row id first. Cheap: an `Arc` clone.
+    /// Bytes the view's contents hold: its chunks, the index of its rows'
+    /// copies, and the point-lookup index.
+    pub fn footprint(&self) -> usize {
+        let chunks = footprint::batches(&self.data.snapshot());
+        let copies = footprint::hash_table::<Box<[u8]>, Copies>(self.copies.capacity())
+            + self
+                .copies
+                .iter()
+                .map(|(row, copies)| {
+                    row.len()
+                        + match copies {
+                            Copies::One(_) => 0,
+                            Copies::Many(ids) => footprint::vec(ids),
+                        }
+                })
+                .sum::<usize>();
+        chunks + copies + self.index.as_ref().map_or(0, |index| index.footprint())
+    }
+
     pub fn snapshot(&self) -> Arc<Vec<RecordBatch>> {
         self.data.snapshot()
     }
@@ -143,6 +166,19 @@ impl MvData {
                     }
                 }
             }
+        }
+        // A hash map keeps its capacity when rows leave: after a big delete
+        // most of it goes back (only once three quarters are empty, so the
+        // rehash is paid for by the deletes before it).
+        if self.copies.capacity() > SLACK_FLOOR && self.copies.len() < self.copies.capacity() / 4 {
+            self.copies.shrink_to(self.copies.len() * 2);
+        }
+        if let Some((state, _)) = &mut index
+            && state.rows.capacity() > SLACK_FLOOR
+            && state.rows.len() < state.rows.capacity() / 4
+        {
+            let keep = state.rows.len() * 2;
+            state.rows.shrink_to(keep);
         }
         deleted.sort_unstable();
         let inserted = if repeat.is_empty() {

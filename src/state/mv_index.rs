@@ -67,6 +67,18 @@ impl MvIndex {
         Ok(rows.row(0).data().into())
     }
 
+    /// Bytes of the key-to-rows map (the chunks are the view's, counted
+    /// there).
+    pub fn footprint(&self) -> usize {
+        let state = self.read();
+        crate::stream::footprint::hash_table::<Box<[u8]>, Vec<u64>>(state.rows.capacity())
+            + state
+                .rows
+                .iter()
+                .map(|(key, ids)| key.len() + crate::stream::footprint::vec(ids))
+                .sum::<usize>()
+    }
+
     pub fn write(&self) -> RwLockWriteGuard<'_, IndexState> {
         match self.state.write() {
             Ok(guard) => guard,

@@ -51,6 +51,7 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
+use super::footprint;
 use super::multiset::Multiset;
 use super::zset::RowCodec;
 use super::{Operator, StepContext, StreamError, ZBatch, evaluate, output_schema};
@@ -776,6 +777,41 @@ impl Operator for HashAggregate {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn state_bytes(&self) -> usize {
+        let ids = self.group_ids.as_ref().map_or(0, |ids| ids.size());
+        let totals: usize = self
+            .totals
+            .iter()
+            .map(|totals| match totals {
+                Totals::Rows | Totals::Extreme { .. } => 0,
+                Totals::Count(n) => footprint::vec(n),
+                Totals::Int { sum, n, .. } => footprint::vec(sum) + footprint::vec(n),
+                Totals::Float { sum, n } => footprint::vec(sum) + footprint::vec(n),
+            })
+            .sum();
+        let values: usize = self
+            .slots
+            .iter()
+            .map(|slot| match &slot.values {
+                Values::Ints(sets) => {
+                    footprint::vec(sets) + sets.iter().map(|s| s.footprint(|_| 0)).sum::<usize>()
+                }
+                Values::Bytes { sets, .. } => {
+                    footprint::vec(sets)
+                        + sets.iter().map(|s| s.footprint(|v| v.len())).sum::<usize>()
+                }
+            })
+            .sum();
+        let emitted = footprint::vec(&self.emitted)
+            + self
+                .emitted
+                .iter()
+                .flatten()
+                .map(|row| row.len())
+                .sum::<usize>();
+        ids + footprint::vec(&self.rows) + totals + values + emitted + footprint::vec(&self.stamp)
     }
 }
 

@@ -98,6 +98,14 @@ impl Cursor {
 }
 
 impl Backfill {
+    pub fn dataflow(&self) -> &Node {
+        &self.dataflow
+    }
+
+    pub fn data(&self) -> &MvData {
+        &self.data
+    }
+
     /// `contents` are the inputs' contents at the snapshot, row id first.
     pub fn new(
         id: MvId,

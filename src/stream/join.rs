@@ -30,6 +30,7 @@ use datafusion::arrow::row::Rows;
 use datafusion::common::{HashMap, HashSet, JoinType};
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::footprint;
 use super::zset::{RowCodec, RowCounts, add_count};
 use super::{Operator, StepContext, StreamError, ZBatch, evaluate, output_schema};
 
@@ -702,6 +703,17 @@ impl Operator for JoinOperator {
             "HashJoin ({}): on {keys}{condition}; {rule}; state: both inputs' rows by key",
             self.spec.join_type
         )
+    }
+
+    fn state_bytes(&self) -> usize {
+        let side = |rows: &HashMap<Box<[u8]>, RowCounts>| {
+            footprint::hash_table::<Box<[u8]>, RowCounts>(rows.capacity())
+                + rows
+                    .iter()
+                    .map(|(key, counts)| key.len() + footprint::row_counts(counts))
+                    .sum::<usize>()
+        };
+        side(&self.left) + side(&self.right) + footprint::row_counts(&self.left_null_keys)
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod aggregate;
 mod backfill;
+pub(crate) mod footprint;
 mod join;
 mod map;
 mod multiset;
@@ -96,6 +97,11 @@ pub trait Operator: Send {
     fn step(&mut self, inputs: Vec<ZBatch>, ctx: &mut StepContext) -> Result<ZBatch, StreamError>;
     /// One line for EXPLAIN: the operator, its keys and the state it keeps.
     fn describe(&self) -> String;
+    /// Bytes of state the operator keeps between epochs (see `footprint`).
+    /// Stateless operators keep the default.
+    fn state_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// An operator with the nodes that feed it.
@@ -126,6 +132,27 @@ impl Node {
         let mut lines = Vec::new();
         self.explain_into(0, &mut lines);
         lines
+    }
+
+    /// Each operator of the tree, in `explain` order: its position there,
+    /// its name (the first word of its EXPLAIN line) and its state's bytes.
+    pub fn footprint(&self) -> Vec<(usize, String, usize)> {
+        let mut all = Vec::new();
+        self.footprint_into(&mut all);
+        all
+    }
+
+    fn footprint_into(&self, all: &mut Vec<(usize, String, usize)>) {
+        let description = self.op.describe();
+        let name = description
+            .split([' ', '(', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        all.push((all.len(), name, self.op.state_bytes()));
+        for input in &self.inputs {
+            input.footprint_into(all);
+        }
     }
 
     fn explain_into(&self, depth: usize, lines: &mut Vec<String>) {

@@ -126,6 +126,20 @@ impl<K: Ord> Multiset<K> {
         }
     }
 
+    /// Bytes the multiset holds; `heap` gives those a value owns besides
+    /// itself (an encoded value's bytes).
+    pub fn footprint(&self, heap: impl Fn(&K) -> usize) -> usize {
+        match self {
+            Multiset::Small(values) => {
+                super::footprint::vec(values) + values.iter().map(|(k, _)| heap(k)).sum::<usize>()
+            }
+            Multiset::Large(values) => {
+                super::footprint::btree::<K, i64>(values.len())
+                    + values.keys().map(&heap).sum::<usize>()
+            }
+        }
+    }
+
     #[cfg(test)]
     fn entries(&self) -> Vec<(&K, i64)> {
         match self {

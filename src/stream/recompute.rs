@@ -43,6 +43,7 @@ use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder,
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
+use super::footprint;
 use super::zset::{RowCodec, RowCounts, add_count, difference};
 use super::{Operator, StepContext, StreamError, ZBatch, evaluate, output_schema};
 
@@ -466,6 +467,19 @@ impl Operator for Recompute {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn state_bytes(&self) -> usize {
+        footprint::hash_table::<Box<[u8]>, Group>(self.groups.capacity())
+            + self
+                .groups
+                .iter()
+                .map(|(key, group)| {
+                    key.len()
+                        + footprint::row_counts(&group.rows)
+                        + footprint::row_counts(&group.output)
+                })
+                .sum::<usize>()
     }
 }
 

@@ -83,6 +83,21 @@ pub enum Message {
     Flush {
         reply: oneshot::Sender<u64>,
     },
+    /// Measure the state of every view (`freshet_catalog.mv_state`).
+    Footprint {
+        reply: oneshot::Sender<Vec<StatePart>>,
+    },
+}
+
+/// The bytes one part of a view keeps: its contents (position 0) or the
+/// state of one operator (position 1 is the root of its EXPLAIN tree, then
+/// the rest in EXPLAIN order).
+#[derive(Debug, Clone)]
+pub struct StatePart {
+    pub mv: MvId,
+    pub position: usize,
+    pub operator: String,
+    pub bytes: usize,
 }
 
 /// What users can see of an MV's health (`freshet_catalog.mv_status`).
@@ -178,6 +193,16 @@ impl Runtime {
     pub async fn flush(&self) -> Result<u64, StreamError> {
         let (reply, answer) = oneshot::channel();
         self.send(Message::Flush { reply }).await?;
+        answer
+            .await
+            .map_err(|_| StreamError::Internal("the epoch runtime has stopped".into()))
+    }
+
+    /// The state of every view and view being built, measured between
+    /// epochs by the runtime thread.
+    pub async fn footprint(&self) -> Result<Vec<StatePart>, StreamError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Message::Footprint { reply }).await?;
         answer
             .await
             .map_err(|_| StreamError::Internal("the epoch runtime has stopped".into()))
@@ -410,7 +435,44 @@ impl Engine {
                 let _ = reply.send(self.epoch);
                 true
             }
+            Message::Footprint { reply } => {
+                let _ = reply.send(self.footprint());
+                false
+            }
         }
+    }
+
+    fn footprint(&self) -> Vec<StatePart> {
+        let views = self
+            .mvs
+            .iter()
+            .map(|mv| (mv.id, mv.dataflow.as_ref(), &mv.data))
+            .chain(
+                self.backfills
+                    .iter()
+                    .map(|b| (b.id, b.dataflow(), b.data())),
+            );
+        let mut parts = Vec::new();
+        for (mv, dataflow, data) in views {
+            parts.push(StatePart {
+                mv,
+                position: 0,
+                operator: "contents".into(),
+                bytes: data.footprint(),
+            });
+            parts.extend(
+                dataflow
+                    .footprint()
+                    .into_iter()
+                    .map(|(position, operator, bytes)| StatePart {
+                        mv,
+                        position: position + 1,
+                        operator,
+                        bytes,
+                    }),
+            );
+        }
+        parts
     }
 
     /// Every input's contents now, row id first.

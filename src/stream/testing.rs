@@ -195,7 +195,7 @@ impl Harness {
 /// The query planned into a dataflow exactly as a materialized view is,
 /// with the schema of its rows.
 pub fn dataflow(sql: &str, multiset_set_ops: bool) -> (Node, SchemaRef) {
-    let ctx = query::new_context().unwrap();
+    let ctx = query::new_context(None).unwrap();
     for name in ["t", "u"] {
         let schema = table_schema(name);
         let data = TableData::try_new(&schema, &[]).unwrap();
@@ -219,7 +219,7 @@ pub fn dataflow(sql: &str, multiset_set_ops: bool) -> (Node, SchemaRef) {
 /// DataFusion's answer to the query over these contents of `t` and `u`
 /// (a table not given is empty), one line per row, sorted.
 pub fn batch_answer(sql: &str, contents: &[(&str, RecordBatch)]) -> Vec<String> {
-    let ctx = query::new_context().unwrap();
+    let ctx = query::new_context(None).unwrap();
     for name in ["t", "u"] {
         let schema = table_schema(name);
         let rows = contents

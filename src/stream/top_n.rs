@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::SortField;
 use datafusion::physical_expr::PhysicalSortExpr;
 
+use super::footprint;
 use super::zset::{RowCodec, RowCounts, add_count, difference};
 use super::{Operator, StepContext, StreamError, ZBatch, evaluate, output_schema};
 
@@ -126,6 +127,16 @@ impl Operator for TopN {
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "none".into()),
         )
+    }
+
+    fn state_bytes(&self) -> usize {
+        footprint::btree::<SortedRow, i64>(self.rows.len())
+            + self
+                .rows
+                .keys()
+                .map(|(key, row)| key.len() + row.len())
+                .sum::<usize>()
+            + footprint::row_counts(&self.output)
     }
 }
 

@@ -94,6 +94,15 @@ impl Server {
     /// `start`, with the binary run by `wrapper` (a program and its
     /// arguments, as `strace -f -o file`).
     pub async fn start_under(scratch: &Scratch, wrapper: &[&str]) -> Server {
+        Self::launch(scratch, wrapper, &[]).await
+    }
+
+    /// `start`, with more command-line flags for the binary.
+    pub async fn start_with_flags(scratch: &Scratch, flags: &[&str]) -> Server {
+        Self::launch(scratch, &[], flags).await
+    }
+
+    async fn launch(scratch: &Scratch, wrapper: &[&str], flags: &[&str]) -> Server {
         static STARTS: AtomicUsize = AtomicUsize::new(0);
         for _attempt in 0..3 {
             let port = free_port();
@@ -118,6 +127,7 @@ impl Server {
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--log-level")
                 .arg("info")
+                .args(flags)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().unwrap())
