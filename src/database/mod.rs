@@ -126,6 +126,8 @@ pub struct Database {
     ctx: SessionContext,
     /// The sequences of SERIAL columns (`nextval`).
     sequences: Arc<crate::catalog::Sequences>,
+    /// What `pg_table_is_visible` consults (see `query::session_functions`).
+    relation_namespaces: query::RelationNamespaces,
     catalog: Arc<RwLock<Catalog>>,
     tables: RwLock<HashMap<TableId, Arc<LiveTable>>>,
     /// DDL statements run one at a time.
@@ -153,7 +155,7 @@ impl Database {
         let catalog = Arc::new(RwLock::new(Catalog::load(store.clone())?));
         let ctx = query::new_context(memory_limit)?;
         let declared = catalog.clone();
-        query::declare_column_types(
+        let relation_namespaces = query::declare_column_types(
             &ctx,
             Arc::new(move |schema: &str, table: &str| {
                 let catalog = declared.read().ok()?;
@@ -163,7 +165,7 @@ impl Database {
                         .iter()
                         .map(|c| {
                             let (oid, modifier) = c.ty.pg_oid_and_modifier();
-                            (c.name.clone(), oid, modifier)
+                            (c.name.clone(), oid, modifier, c.default.is_some())
                         })
                         .collect(),
                 )
@@ -205,6 +207,15 @@ impl Database {
                         .unwrap_or_default()
                 })
             },
+            {
+                let catalog = catalog.clone();
+                Arc::new(move || {
+                    catalog
+                        .read()
+                        .map(|c| c.tables().cloned().collect())
+                        .unwrap_or_default()
+                })
+            },
         )?;
         let sequences = Arc::new(crate::catalog::Sequences::load(store.clone())?);
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
@@ -214,6 +225,7 @@ impl Database {
             store,
             ctx,
             sequences,
+            relation_namespaces,
             catalog,
             tables: RwLock::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
@@ -392,7 +404,7 @@ impl Database {
     pub async fn plan(&self, statement: &Statement, schema: &str) -> Result<LogicalPlan> {
         let mut state = self.ctx.state();
         state.config_mut().options_mut().catalog.default_schema = schema.to_string();
-        for function in crate::query::session_functions(schema) {
+        for function in crate::query::session_functions(schema, &self.relation_namespaces) {
             state.register_udf(Arc::new(function))?;
         }
         let mut statement = statement.clone();

@@ -7,6 +7,7 @@ pub mod nextval;
 mod pg_attribute;
 pub(crate) mod pg_compat;
 mod pg_json;
+mod pg_keys;
 mod pg_numeric;
 mod provider;
 pub mod show;
@@ -14,7 +15,7 @@ pub mod system;
 pub mod values;
 
 pub use mv_table::MvTable;
-pub use pg_attribute::{DeclaredColumns, MaterializedViews, PlainViews};
+pub use pg_attribute::{DeclaredColumns, MaterializedViews, PlainViews, RelationNamespaces};
 pub use provider::{ReadEpoch, StoredTable, TxnView, WriterView};
 
 use std::sync::Arc;
@@ -50,16 +51,27 @@ pub fn server_version_num() -> u32 {
 /// Makes `pg_catalog.pg_attribute` report the declared column types.
 /// Also makes `pg_class` report materialized views as such, and `pg_views`
 /// and `pg_matviews` list the views.
+/// Also lists primary keys and defaults (`pg_keys`): `pg_index`,
+/// `pg_constraint`, `pg_attrdef`, and the functions that print them.
 pub fn declare_column_types(
     ctx: &SessionContext,
     declared: DeclaredColumns,
     materialized: MaterializedViews,
     views: PlainViews,
     matviews: PlainViews,
-) -> Result<()> {
+    tables: pg_keys::Tables,
+) -> Result<RelationNamespaces> {
+    let relation_namespaces = RelationNamespaces::default();
     let Some(catalog) = ctx.catalog(DATABASE_NAME) else {
-        return Ok(());
+        return Ok(relation_namespaces);
     };
+    let definitions = pg_keys::Definitions::default();
+    for function in pg_keys::definition_functions(&definitions)
+        .into_iter()
+        .chain([pg_keys::pg_get_expr()])
+    {
+        ctx.register_udf(function);
+    }
     if let Some(inner) = catalog.schema("pg_catalog") {
         catalog.register_schema(
             "pg_catalog",
@@ -69,10 +81,13 @@ pub fn declare_column_types(
                 materialized,
                 views,
                 matviews,
+                tables,
+                definitions,
+                relation_namespaces: relation_namespaces.clone(),
             }),
         )?;
     }
-    Ok(())
+    Ok(relation_namespaces)
 }
 
 /// A session context with our catalog layout and the PostgreSQL functions.
@@ -157,8 +172,32 @@ fn quote_literal(args: &[ColumnarValue]) -> Result<ColumnarValue> {
 /// first schema of its search_path that exists, where unqualified names
 /// resolve) and `current_schemas(implicit)` (that schema, after
 /// `pg_catalog` when `implicit`). Registered on the state each statement
-/// is planned with.
-pub fn session_functions(schema: &str) -> Vec<ScalarUDF> {
+/// is planned with. Also `pg_table_is_visible(oid)`: whether the relation
+/// lives in that schema or in `pg_catalog` (so psql's `\dt` lists what
+/// unqualified names reach), true for an oid `pg_class` has not listed.
+pub fn session_functions(schema: &str, relations: &RelationNamespaces) -> Vec<ScalarUDF> {
+    let visible_in = schema.to_string();
+    let relations = relations.clone();
+    let visible = move |args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int32)?;
+        let seen = match relations.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let flags: datafusion::arrow::array::BooleanArray = oids
+            .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+            .iter()
+            .map(|oid| {
+                let oid = oid?;
+                Some(
+                    seen.get(&oid)
+                        .is_none_or(|ns| *ns == visible_in || ns == "pg_catalog"),
+                )
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(flags)))
+    };
     let current = ScalarValue::Utf8(Some(schema.to_string()));
     let path = |implicit: bool| {
         let mut names = Vec::new();
@@ -173,6 +212,20 @@ pub fn session_functions(schema: &str) -> Vec<ScalarUDF> {
     };
     let (explicit, implicit) = (path(false), path(true));
     vec![
+        ScalarUDF::from(
+            datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+                "pg_table_is_visible",
+                datafusion::logical_expr::Signature::one_of(
+                    vec![
+                        datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Int32]),
+                        datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Int64]),
+                    ],
+                    Volatility::Stable,
+                ),
+                DataType::Boolean,
+                Arc::new(visible),
+            ),
+        ),
         create_udf(
             "current_schema",
             vec![],

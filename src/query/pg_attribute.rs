@@ -18,7 +18,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, Int32Array, RecordBatch};
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray, UInt32Array,
+};
 use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::{SchemaProvider, Session};
@@ -27,12 +29,21 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
-/// Declared (name, type OID, type modifier) of a table's columns, by schema
-/// and table name.
-pub type DeclaredColumns = Arc<dyn Fn(&str, &str) -> Option<Vec<(String, i32, i32)>> + Send + Sync>;
+use super::pg_keys::{self, Definitions, KeyTable, Located, Tables};
+use crate::catalog::TableDef;
+
+/// Declared (name, type OID, type modifier, has a DEFAULT) of a table's
+/// columns, by schema and table name.
+pub type DeclaredColumns =
+    Arc<dyn Fn(&str, &str) -> Option<Vec<(String, i32, i32, bool)>> + Send + Sync>;
 
 /// Whether `schema.name` is a materialized view.
 pub type MaterializedViews = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// The namespace of each relation `pg_class` has listed, by oid: filled by
+/// its scans, read by `pg_table_is_visible` (clients call it in the same
+/// query that scans `pg_class`).
+pub type RelationNamespaces = Arc<std::sync::RwLock<HashMap<i32, String>>>;
 
 /// Every plain view (or every materialized view): (schema, name,
 /// definition), for `pg_views` (or `pg_matviews`).
@@ -44,6 +55,10 @@ pub struct PgCatalogWithDeclaredTypes {
     pub materialized: MaterializedViews,
     pub views: PlainViews,
     pub matviews: PlainViews,
+    /// Every table, for primary keys and defaults (`pg_keys`).
+    pub tables: Tables,
+    pub definitions: Definitions,
+    pub relation_namespaces: RelationNamespaces,
 }
 
 impl fmt::Debug for PgCatalogWithDeclaredTypes {
@@ -70,6 +85,27 @@ impl SchemaProvider for PgCatalogWithDeclaredTypes {
         {
             return Ok(Some(matviews_table(table.schema(), (self.matviews)())?));
         }
+        let which = match name {
+            "pg_index" => Some(KeyTable::Index),
+            "pg_constraint" => Some(KeyTable::Constraint),
+            "pg_attrdef" => Some(KeyTable::Attrdef),
+            _ => None,
+        };
+        if let (Some(which), Some(table), Some(class), Some(namespace)) = (
+            which,
+            &table,
+            self.inner.table("pg_class").await?,
+            self.inner.table("pg_namespace").await?,
+        ) {
+            return Ok(Some(Arc::new(Keys {
+                which,
+                schema: table.schema(),
+                class,
+                namespace,
+                tables: self.tables.clone(),
+                definitions: self.definitions.clone(),
+            })));
+        }
         if name == "pg_class"
             && let (Some(class), Some(namespace)) =
                 (table.clone(), self.inner.table("pg_namespace").await?)
@@ -78,6 +114,8 @@ impl SchemaProvider for PgCatalogWithDeclaredTypes {
                 class,
                 namespace,
                 materialized: self.materialized.clone(),
+                tables: self.tables.clone(),
+                seen: self.relation_namespaces.clone(),
             })));
         }
         if name != "pg_attribute" {
@@ -179,15 +217,17 @@ impl TableProvider for Attributes {
                 }
             }
         }
-        let mut declared_cache: HashMap<i32, Option<Vec<(String, i32, i32)>>> = HashMap::new();
+        let mut declared_cache: HashMap<i32, Option<Vec<(String, i32, i32, bool)>>> =
+            HashMap::new();
         let mut patched = Vec::with_capacity(attributes.len());
         for batch in attributes {
             let schema = batch.schema();
-            let (Ok(rel), Ok(name), Ok(typ), Ok(modifier)) = (
+            let (Ok(rel), Ok(name), Ok(typ), Ok(modifier), Ok(has_default)) = (
                 schema.index_of("attrelid"),
                 schema.index_of("attname"),
                 schema.index_of("atttypid"),
                 schema.index_of("atttypmod"),
+                schema.index_of("atthasdef"),
             ) else {
                 patched.push(batch);
                 continue;
@@ -204,6 +244,8 @@ impl TableProvider for Attributes {
                 .as_primitive::<Int32Type>()
                 .iter()
                 .collect();
+            let mut defaults: Vec<Option<bool>> =
+                batch.column(has_default).as_boolean().iter().collect();
             for i in 0..batch.num_rows() {
                 let relid = rels.value(i);
                 let columns = declared_cache.entry(relid).or_insert_with(|| {
@@ -212,16 +254,18 @@ impl TableProvider for Attributes {
                     (self.declared)(schema, table)
                 });
                 if let Some(columns) = columns
-                    && let Some((_, oid, typmod)) =
-                        columns.iter().find(|(n, _, _)| n == names.value(i))
+                    && let Some((_, oid, typmod, default)) =
+                        columns.iter().find(|(n, _, _, _)| n == names.value(i))
                 {
                     types[i] = Some(*oid);
                     modifiers[i] = Some(*typmod);
+                    defaults[i] = Some(*default);
                 }
             }
             let mut columns = batch.columns().to_vec();
             columns[typ] = Arc::new(Int32Array::from(types));
             columns[modifier] = Arc::new(Int32Array::from(modifiers));
+            columns[has_default] = Arc::new(BooleanArray::from(defaults));
             patched.push(RecordBatch::try_new(schema, columns)?);
         }
         Ok(MemorySourceConfig::try_new_exec(
@@ -236,6 +280,8 @@ struct Classes {
     class: Arc<dyn TableProvider>,
     namespace: Arc<dyn TableProvider>,
     materialized: MaterializedViews,
+    tables: Tables,
+    seen: RelationNamespaces,
 }
 
 impl fmt::Debug for Classes {
@@ -311,9 +357,187 @@ impl TableProvider for Classes {
                 &batch, &visible,
             )?);
         }
+        let patched = with_key_indexes(patched, &namespaces, &(self.tables)())?;
+        let mut seen = match self.seen.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for batch in &patched {
+            if let (Some(oids), Some(spaces)) = (
+                batch.column_by_name("oid"),
+                batch.column_by_name("relnamespace"),
+            ) {
+                let (oids, spaces) = (
+                    oids.as_primitive::<Int32Type>(),
+                    spaces.as_primitive::<Int32Type>(),
+                );
+                for i in 0..batch.num_rows() {
+                    if let Some(namespace) = namespaces.get(&spaces.value(i)) {
+                        seen.insert(oids.value(i), namespace.clone());
+                    }
+                }
+            }
+        }
+        drop(seen);
         Ok(MemorySourceConfig::try_new_exec(
             &[patched],
             self.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// `pg_class` with a row (kind `i`) for each table's primary-key index, and
+/// `relhasindex` set on the table.
+fn with_key_indexes(
+    classes: Vec<RecordBatch>,
+    namespaces: &HashMap<i32, String>,
+    tables: &[Arc<TableDef>],
+) -> Result<Vec<RecordBatch>> {
+    let keyed: HashMap<(&str, &str), &Arc<TableDef>> = tables
+        .iter()
+        .filter(|t| !t.primary_key.is_empty())
+        .map(|t| ((t.schema.as_str(), t.name.as_str()), t))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(classes);
+    }
+    let mut out = Vec::with_capacity(classes.len() * 2);
+    for batch in classes {
+        let schema = batch.schema();
+        let (Ok(oid), Ok(name), Ok(kind), Ok(space), Ok(has_index)) = (
+            schema.index_of("oid"),
+            schema.index_of("relname"),
+            schema.index_of("relkind"),
+            schema.index_of("relnamespace"),
+            schema.index_of("relhasindex"),
+        ) else {
+            out.push(batch);
+            continue;
+        };
+        let names = batch.column(name).as_string::<i32>();
+        let kinds = batch.column(kind).as_string::<i32>();
+        let spaces = batch.column(space).as_primitive::<Int32Type>();
+        let mut rows = Vec::new();
+        let mut index_names = Vec::new();
+        let mut flags: Vec<Option<bool>> = batch.column(has_index).as_boolean().iter().collect();
+        for (i, flag) in flags.iter_mut().enumerate() {
+            let Some(namespace) = namespaces.get(&spaces.value(i)) else {
+                continue;
+            };
+            if kinds.value(i) == "r"
+                && let Some(def) = keyed.get(&(namespace.as_str(), names.value(i)))
+            {
+                rows.push(i as u32);
+                index_names.push(def.primary_key_name());
+                *flag = Some(true);
+            }
+        }
+        let mut columns = batch.columns().to_vec();
+        columns[has_index] = Arc::new(BooleanArray::from(flags));
+        let tables_batch = RecordBatch::try_new(schema.clone(), columns)?;
+        if rows.is_empty() {
+            out.push(tables_batch);
+            continue;
+        }
+        let indexes =
+            datafusion::arrow::compute::take_record_batch(&tables_batch, &UInt32Array::from(rows))?;
+        let mut columns = indexes.columns().to_vec();
+        columns[oid] = Arc::new(Int32Array::from_iter_values(
+            indexes
+                .column(oid)
+                .as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .map(|&t| pg_keys::index_oid(t)),
+        ));
+        columns[name] = Arc::new(StringArray::from(index_names));
+        columns[kind] = Arc::new(StringArray::from(vec!["i"; indexes.num_rows()]));
+        columns[has_index] = Arc::new(BooleanArray::from(vec![false; indexes.num_rows()]));
+        out.push(tables_batch);
+        out.push(RecordBatch::try_new(schema, columns)?);
+    }
+    Ok(out)
+}
+
+/// `pg_index`, `pg_constraint` or `pg_attrdef`, computed at each scan from
+/// the tables' definitions and `pg_class`'s oids.
+struct Keys {
+    which: KeyTable,
+    schema: SchemaRef,
+    class: Arc<dyn TableProvider>,
+    namespace: Arc<dyn TableProvider>,
+    tables: Tables,
+    definitions: Definitions,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys").field("which", &self.which).finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for Keys {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let classes = read_all(&self.class, state).await?;
+        let namespaces = names_by_oid(&read_all(&self.namespace, state).await?, "nspname");
+        let mut located: HashMap<(String, String), (i32, i32)> = HashMap::new();
+        for batch in &classes {
+            let (Some(oids), Some(names), Some(kinds), Some(spaces)) = (
+                batch.column_by_name("oid"),
+                batch.column_by_name("relname"),
+                batch.column_by_name("relkind"),
+                batch.column_by_name("relnamespace"),
+            ) else {
+                continue;
+            };
+            let (oids, names, kinds, spaces) = (
+                oids.as_primitive::<Int32Type>(),
+                names.as_string::<i32>(),
+                kinds.as_string::<i32>(),
+                spaces.as_primitive::<Int32Type>(),
+            );
+            for i in 0..batch.num_rows() {
+                if kinds.value(i) == "r"
+                    && let Some(namespace) = namespaces.get(&spaces.value(i))
+                {
+                    located.insert(
+                        (namespace.clone(), names.value(i).to_string()),
+                        (oids.value(i), spaces.value(i)),
+                    );
+                }
+            }
+        }
+        let tables: Vec<Located> = (self.tables)()
+            .into_iter()
+            .filter_map(|def| {
+                let &(oid, namespace) = located.get(&(def.schema.clone(), def.name.clone()))?;
+                Some(Located {
+                    oid,
+                    namespace,
+                    def,
+                })
+            })
+            .collect();
+        let batch = pg_keys::rows(self.which, &self.schema, &tables, &self.definitions)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
             projection.cloned(),
         )?)
     }

@@ -6,6 +6,7 @@
 //! does: unquoted identifiers fold to lower case, quoted ones keep theirs.
 
 mod casts;
+mod catalog_subqueries;
 mod catalog_views;
 mod clauses;
 pub mod cursor;
@@ -90,6 +91,20 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         return Err(Error::TooDeep);
     }
     let parsed = if is_catalog_query(sql) {
+        let decorrelated = plain.as_ref().ok().and_then(|statements| {
+            let mut statements = statements.clone();
+            let changed = statements
+                .iter_mut()
+                .fold(false, |changed, s| catalog_subqueries::rewrite(s) | changed);
+            changed.then(|| {
+                statements
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        });
+        let sql = decorrelated.as_deref().unwrap_or(sql);
         let rewritten = regtype::regproc_literals(sql);
         let sql = rewritten.as_deref().unwrap_or(sql);
         CATALOG_PARSER.parse(sql).map(|statements| {
