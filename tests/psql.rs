@@ -789,3 +789,41 @@ async fn psql_copy_of_a_bad_file_stops_the_script_and_lands_nothing() {
     assert_success(&count, "count");
     assert_eq!(stdout(&count), "1\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_plus_listings_show_sizes() {
+    if !psql_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let setup = psql(
+        &server,
+        &[
+            "-c",
+            "CREATE TABLE big (id int PRIMARY KEY, v text)",
+            "-c",
+            "INSERT INTO big SELECT x, 'value ' || x FROM generate_series(1, 20000) x",
+            "-c",
+            "CREATE MATERIALIZED VIEW counted AS SELECT count(*) AS n FROM big",
+        ],
+    )
+    .await;
+    assert_success(&setup, "setup");
+    for (command, name, kind) in [
+        ("\\dt+", " big ", " table "),
+        ("\\dm+", " counted ", " materialized view "),
+        ("\\di+", " big_pkey ", " index "),
+    ] {
+        let output = psql(&server, &["-c", command]).await;
+        assert_success(&output, command);
+        let text = stdout(&output);
+        let line = text
+            .lines()
+            .find(|l| l.contains(name) && l.contains(kind))
+            .unwrap_or_else(|| panic!("{command} lists{name}:\n{text}"));
+        if command == "\\dt+" {
+            // 20,000 rows of an int and a short text: hundreds of kB.
+            assert!(line.contains(" kB "), "{line}");
+        }
+    }
+}

@@ -129,7 +129,7 @@ pub struct Database {
     /// What `pg_table_is_visible` consults (see `query::session_functions`).
     relation_namespaces: query::RelationNamespaces,
     catalog: Arc<RwLock<Catalog>>,
-    tables: RwLock<HashMap<TableId, Arc<LiveTable>>>,
+    tables: Arc<RwLock<HashMap<TableId, Arc<LiveTable>>>>,
     /// DDL statements run one at a time.
     ddl: tokio::sync::Mutex<()>,
     /// Bumped by every DDL statement: a plan made at an earlier version may
@@ -227,12 +227,15 @@ impl Database {
             sequences,
             relation_namespaces,
             catalog,
-            tables: RwLock::new(HashMap::new()),
+            tables: Arc::default(),
             ddl: tokio::sync::Mutex::new(()),
             version: std::sync::atomic::AtomicU64::new(0),
             runtime: Runtime::start(epoch_interval)?,
             sequencer: sequencer::Sequencer::new(),
         };
+        for function in query::pg_size::functions(db.relation_size()) {
+            db.ctx.register_udf(function);
+        }
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
             (
@@ -388,6 +391,31 @@ impl Database {
             })
             .await?;
         Ok(())
+    }
+
+    /// Bytes of a table's rows as committed, or of an MV's as of the last
+    /// published epoch, by the oid `pg_class` gave it.
+    fn relation_size(&self) -> query::pg_size::RelationSize {
+        let relations = self.relation_namespaces.clone();
+        let catalog = self.catalog.clone();
+        let tables = self.tables.clone();
+        let runtime = self.runtime.clone();
+        Arc::new(move |oid| {
+            let (schema, name) = relations.read().ok()?.get(&oid)?.clone();
+            let catalog = catalog.read().ok()?;
+            let chunks = match catalog.table(&schema, &name) {
+                Some(table) => {
+                    let live = tables.read().ok()?.get(&table.id)?.clone();
+                    live.data.read().ok()?.snapshot()
+                }
+                None => runtime
+                    .published()
+                    .mvs
+                    .get(&catalog.mv(&schema, &name)?.id)?
+                    .clone(),
+            };
+            Some(crate::stream::footprint::batches(&chunks) as u64)
+        })
     }
 
     fn schema_provider(&self, schema: &str) -> Result<Arc<dyn SchemaProvider>> {

@@ -6,9 +6,11 @@ mod mv_table;
 pub mod nextval;
 mod pg_attribute;
 pub(crate) mod pg_compat;
+mod pg_format;
 mod pg_json;
 mod pg_keys;
 mod pg_numeric;
+pub mod pg_size;
 mod provider;
 pub mod show;
 pub mod system;
@@ -128,6 +130,7 @@ pub fn new_context(memory_limit: Option<usize>) -> Result<SessionContext> {
     for aggregate in pg_json::aggregates() {
         ctx.register_udaf(aggregate);
     }
+    ctx.register_udf(pg_format::format_function());
     ctx.register_udf(create_udf(
         "quote_literal",
         vec![DataType::Utf8],
@@ -154,17 +157,12 @@ pub fn new_context(memory_limit: Option<usize>) -> Result<SessionContext> {
 /// one that holds a backslash is an `E'...'` literal with backslashes
 /// doubled, as PostgreSQL writes it (asyncpg builds COPY queries with it).
 fn quote_literal(args: &[ColumnarValue]) -> Result<ColumnarValue> {
-    let quote = |text: &str| {
-        let body = text.replace('\'', "''");
-        if text.contains('\\') {
-            format!("E'{}'", body.replace('\\', "\\\\"))
-        } else {
-            format!("'{body}'")
-        }
-    };
     let arrays = ColumnarValue::values_to_arrays(args)?;
     let texts = arrays[0].as_string::<i32>();
-    let quoted: StringArray = texts.iter().map(|t| t.map(quote)).collect();
+    let quoted: StringArray = texts
+        .iter()
+        .map(|t| t.map(pg_format::quote_literal))
+        .collect();
     Ok(ColumnarValue::Array(Arc::new(quoted)))
 }
 
@@ -192,7 +190,7 @@ pub fn session_functions(schema: &str, relations: &RelationNamespaces) -> Vec<Sc
                 let oid = oid?;
                 Some(
                     seen.get(&oid)
-                        .is_none_or(|ns| *ns == visible_in || ns == "pg_catalog"),
+                        .is_none_or(|(ns, _)| *ns == visible_in || ns == "pg_catalog"),
                 )
             })
             .collect();

@@ -40,10 +40,10 @@ pub type DeclaredColumns =
 /// Whether `schema.name` is a materialized view.
 pub type MaterializedViews = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
-/// The namespace of each relation `pg_class` has listed, by oid: filled by
-/// its scans, read by `pg_table_is_visible` (clients call it in the same
-/// query that scans `pg_class`).
-pub type RelationNamespaces = Arc<std::sync::RwLock<HashMap<i32, String>>>;
+/// The (namespace, name) of each relation `pg_class` has listed, by oid:
+/// filled by its scans, read by `pg_table_is_visible` and the size
+/// functions (clients call them in the same query that scans `pg_class`).
+pub type RelationNamespaces = Arc<std::sync::RwLock<HashMap<i32, (String, String)>>>;
 
 /// Every plain view (or every materialized view): (schema, name,
 /// definition), for `pg_views` (or `pg_matviews`).
@@ -363,17 +363,22 @@ impl TableProvider for Classes {
             Err(poisoned) => poisoned.into_inner(),
         };
         for batch in &patched {
-            if let (Some(oids), Some(spaces)) = (
+            if let (Some(oids), Some(spaces), Some(names)) = (
                 batch.column_by_name("oid"),
                 batch.column_by_name("relnamespace"),
+                batch.column_by_name("relname"),
             ) {
-                let (oids, spaces) = (
+                let (oids, spaces, names) = (
                     oids.as_primitive::<Int32Type>(),
                     spaces.as_primitive::<Int32Type>(),
+                    names.as_string::<i32>(),
                 );
                 for i in 0..batch.num_rows() {
                     if let Some(namespace) = namespaces.get(&spaces.value(i)) {
-                        seen.insert(oids.value(i), namespace.clone());
+                        seen.insert(
+                            oids.value(i),
+                            (namespace.clone(), names.value(i).to_string()),
+                        );
                     }
                 }
             }

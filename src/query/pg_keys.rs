@@ -29,6 +29,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
 };
 
+use super::pg_format::quote_ident;
 use crate::catalog::TableDef;
 
 /// Every table's definition, for the catalog tables to describe.
@@ -68,22 +69,10 @@ pub enum KeyTable {
     Attrdef,
 }
 
-fn quote(name: &str) -> String {
-    let plain = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if plain && !name.is_empty() {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
 fn key_columns(def: &TableDef) -> String {
     def.primary_key
         .iter()
-        .map(|&i| quote(&def.columns[i].name))
+        .map(|&i| quote_ident(&def.columns[i].name))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -125,9 +114,9 @@ pub fn rows(
                     index_oid(t.oid),
                     format!(
                         "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
-                        quote(&t.def.primary_key_name()),
-                        quote(&t.def.schema),
-                        quote(&t.def.name),
+                        quote_ident(&t.def.primary_key_name()),
+                        quote_ident(&t.def.schema),
+                        quote_ident(&t.def.name),
                         key_columns(&t.def)
                     ),
                 );

@@ -1,8 +1,11 @@
-//! `information_schema.views` as PostgreSQL has it.
+//! `information_schema.views` and `information_schema.tables` as
+//! PostgreSQL has them.
 //!
-//! DataFusion's lists every table, with a `definition` column. A query that
-//! names it reads, instead, a subquery over it that keeps only plain views
-//! (the relations with a definition) under PostgreSQL's columns.
+//! DataFusion's `views` lists every table, with a `definition` column; its
+//! `tables` has four of PostgreSQL's twelve columns (sqlsmith reads
+//! `is_insertable_into`). A query that names either reads, instead, a
+//! subquery over DataFusion's that has PostgreSQL's columns (and, for
+//! `views`, keeps only plain views: the relations with a definition).
 
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
@@ -11,13 +14,32 @@ use datafusion::sql::sqlparser::ast::{SetExpr, Statement, TableFactor, VisitMut,
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-/// The replacement, as the FROM item of a parsed query.
+/// The replacements, as FROM items of a parsed query.
 static VIEWS: LazyLock<Option<TableFactor>> = LazyLock::new(|| {
-    let sql = "SELECT * FROM (SELECT table_catalog, table_schema, table_name, \
-               definition AS view_definition, 'NONE' AS check_option, 'NO' AS is_updatable, \
-               'NO' AS is_insertable_into, 'NO' AS is_trigger_updatable, \
-               'NO' AS is_trigger_deletable, 'NO' AS is_trigger_insertable_into \
-               FROM information_schema.views WHERE definition IS NOT NULL) AS views";
+    from_item(
+        "SELECT * FROM (SELECT table_catalog, table_schema, table_name, \
+         definition AS view_definition, 'NONE' AS check_option, 'NO' AS is_updatable, \
+         'NO' AS is_insertable_into, 'NO' AS is_trigger_updatable, \
+         'NO' AS is_trigger_deletable, 'NO' AS is_trigger_insertable_into \
+         FROM information_schema.views WHERE definition IS NOT NULL) AS views",
+    )
+});
+
+static TABLES: LazyLock<Option<TableFactor>> = LazyLock::new(|| {
+    from_item(
+        "SELECT * FROM (SELECT table_catalog, table_schema, table_name, table_type, \
+         CAST(NULL AS text) AS self_referencing_column_name, \
+         CAST(NULL AS text) AS reference_generation, \
+         CAST(NULL AS text) AS user_defined_type_catalog, \
+         CAST(NULL AS text) AS user_defined_type_schema, \
+         CAST(NULL AS text) AS user_defined_type_name, \
+         CASE WHEN table_type = 'BASE TABLE' THEN 'YES' ELSE 'NO' END AS is_insertable_into, \
+         'NO' AS is_typed, CAST(NULL AS text) AS commit_action \
+         FROM information_schema.tables) AS tables",
+    )
+});
+
+fn from_item(sql: &str) -> Option<TableFactor> {
     let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?.pop()?;
     let Statement::Query(query) = statement else {
         return None;
@@ -26,7 +48,7 @@ static VIEWS: LazyLock<Option<TableFactor>> = LazyLock::new(|| {
         return None;
     };
     select.from.into_iter().next().map(|from| from.relation)
-});
+}
 
 struct Replace;
 
@@ -40,8 +62,16 @@ impl VisitorMut for Replace {
                 .iter()
                 .filter_map(|p| p.as_ident().map(super::ident_name))
                 .collect();
-            let named = matches!(parts.as_slice(), [schema, table] if schema == "information_schema" && table == "views");
-            if named && let Some(mut replacement) = VIEWS.clone() {
+            let replacement = match parts.as_slice() {
+                [schema, table] if schema == "information_schema" && table == "views" => {
+                    VIEWS.clone()
+                }
+                [schema, table] if schema == "information_schema" && table == "tables" => {
+                    TABLES.clone()
+                }
+                _ => None,
+            };
+            if let Some(mut replacement) = replacement {
                 if let (TableFactor::Derived { alias: default, .. }, Some(given)) =
                     (&mut replacement, alias.clone())
                 {
@@ -73,7 +103,14 @@ mod tests {
         let rewritten = rewrite(parse("SELECT table_name FROM information_schema.views v"));
         let text = rewritten.to_string();
         assert!(text.contains("WHERE definition IS NOT NULL) v"), "{text}");
-        let other = parse("SELECT * FROM information_schema.tables");
+        let tables = rewrite(parse(
+            "SELECT is_insertable_into FROM information_schema.tables",
+        ));
+        assert!(
+            tables.to_string().contains("AS is_insertable_into"),
+            "{tables}"
+        );
+        let other = parse("SELECT * FROM information_schema.columns");
         assert_eq!(rewrite(other.clone()), other);
     }
 }
