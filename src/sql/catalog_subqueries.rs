@@ -82,8 +82,8 @@ fn plannable(expr: &Expr) -> Option<Expr> {
     else {
         return None;
     };
-    let aliases = aliases(select);
-    if aliases.is_empty() || has_aggregate_or_subquery(value) || refs(value, &aliases).outer {
+    let scope = scope(select);
+    if scope.aliases.is_empty() || has_aggregate_or_subquery(value) || refs(value, &scope).outer {
         return None;
     }
     let mut kept = Vec::new();
@@ -93,7 +93,7 @@ fn plannable(expr: &Expr) -> Option<Expr> {
         if has_aggregate_or_subquery(conjunct) {
             return None;
         }
-        let found = refs(conjunct, &aliases);
+        let found = refs(conjunct, &scope);
         match (found.inner, found.outer) {
             (_, false) => kept.push(conjunct.clone()),
             (false, true) => lifted.push(conjunct.clone()),
@@ -102,7 +102,7 @@ fn plannable(expr: &Expr) -> Option<Expr> {
                     left,
                     op: BinaryOperator::Eq,
                     right,
-                } if one_sided(left, right, &aliases) => {
+                } if one_sided(left, right, &scope) => {
                     correlated = true;
                     kept.push(conjunct.clone());
                 }
@@ -139,29 +139,66 @@ fn plannable(expr: &Expr) -> Option<Expr> {
     parse_expr(&format!("CASE WHEN {condition} THEN ({subquery}) END")).ok()
 }
 
-/// The names the subquery's FROM gives its relations (aliases, or the
-/// table's own name).
-fn aliases(select: &datafusion::sql::sqlparser::ast::Select) -> HashSet<String> {
-    let mut names = HashSet::new();
+/// The column-name prefix of each PostgreSQL catalog table (`pronamespace`
+/// is a column of `pg_proc`); every one of them also has `oid`.
+const CATALOG_PREFIXES: &[(&str, &str)] = &[
+    ("pg_am", "am"),
+    ("pg_attrdef", "ad"),
+    ("pg_attribute", "att"),
+    ("pg_class", "rel"),
+    ("pg_collation", "coll"),
+    ("pg_constraint", "con"),
+    ("pg_database", "dat"),
+    ("pg_index", "ind"),
+    ("pg_namespace", "nsp"),
+    ("pg_operator", "opr"),
+    ("pg_proc", "pro"),
+    ("pg_roles", "rol"),
+    ("pg_type", "typ"),
+];
+
+/// What the subquery's FROM names: its relations' aliases (or the tables'
+/// own names), and, when every relation is a catalog table of
+/// `CATALOG_PREFIXES`, the prefixes of their columns, which tell an
+/// unqualified inner column from an outer one.
+struct Scope {
+    aliases: HashSet<String>,
+    prefixes: Option<Vec<&'static str>>,
+}
+
+fn scope(select: &datafusion::sql::sqlparser::ast::Select) -> Scope {
+    let mut aliases = HashSet::new();
+    let mut prefixes = Some(Vec::new());
     for from in &select.from {
         for factor in std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation))
         {
-            match factor {
-                TableFactor::Table {
-                    alias: Some(alias), ..
-                } => {
-                    names.insert(alias.name.value.to_lowercase());
-                }
-                TableFactor::Table { name, .. } => {
-                    if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
-                        names.insert(last.value.to_lowercase());
-                    }
-                }
-                _ => return HashSet::new(),
+            let TableFactor::Table { name, alias, .. } = factor else {
+                return Scope {
+                    aliases: HashSet::new(),
+                    prefixes: None,
+                };
+            };
+            let table = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_lowercase())
+                .unwrap_or_default();
+            let prefix = CATALOG_PREFIXES
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map(|(_, p)| *p);
+            match (prefix, prefixes.as_mut()) {
+                (Some(prefix), Some(all)) => all.push(prefix),
+                _ => prefixes = None,
             }
+            aliases.insert(match alias {
+                Some(alias) => alias.name.value.to_lowercase(),
+                None => table,
+            });
         }
     }
-    names
+    Scope { aliases, prefixes }
 }
 
 fn conjuncts(expr: &Expr) -> Vec<&Expr> {
@@ -187,21 +224,34 @@ struct Refs {
 }
 
 /// Which side the column references of `expr` belong to: a qualified name
-/// whose qualifier is one of `aliases` is the subquery's, any other
-/// qualified name the outer query's; an unqualified name counts as inner.
-fn refs(expr: &Expr, aliases: &HashSet<String>) -> Refs {
+/// whose qualifier is one of the scope's aliases is the subquery's, any
+/// other qualified name the outer query's; an unqualified name is inner,
+/// unless the scope knows its catalog tables' columns and it is none of
+/// them.
+fn refs(expr: &Expr, scope: &Scope) -> Refs {
     let mut found = Refs::default();
     let _ = visit_expressions(expr, |e| {
         match e {
             Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
                 let qualifier = parts[parts.len() - 2].value.to_lowercase();
-                if aliases.contains(&qualifier) {
+                if scope.aliases.contains(&qualifier) {
                     found.inner = true;
                 } else {
                     found.outer = true;
                 }
             }
-            Expr::Identifier(_) => found.inner = true,
+            Expr::Identifier(ident) => {
+                let name = ident.value.to_lowercase();
+                let inner = match &scope.prefixes {
+                    Some(prefixes) => name == "oid" || prefixes.iter().any(|p| name.starts_with(p)),
+                    None => true,
+                };
+                if inner {
+                    found.inner = true;
+                } else {
+                    found.outer = true;
+                }
+            }
             _ => {}
         }
         ControlFlow::<()>::Continue(())
@@ -210,8 +260,8 @@ fn refs(expr: &Expr, aliases: &HashSet<String>) -> Refs {
 }
 
 /// `left = right` with one side only inner and the other only outer.
-fn one_sided(left: &Expr, right: &Expr, aliases: &HashSet<String>) -> bool {
-    let (l, r) = (refs(left, aliases), refs(right, aliases));
+fn one_sided(left: &Expr, right: &Expr, scope: &Scope) -> bool {
+    let (l, r) = (refs(left, scope), refs(right, scope));
     (l.inner && !l.outer && r.outer && !r.inner) || (l.outer && !l.inner && r.inner && !r.outer)
 }
 
@@ -278,6 +328,17 @@ mod tests {
             rewritten(sql).unwrap(),
             "SELECT ((SELECT max(t.typname) FROM pg_type t WHERE t.oid = a.atttypid)) AS ty \
              FROM pg_attribute a"
+        );
+    }
+
+    #[test]
+    fn unqualified_names_are_told_apart_by_the_catalog_tables_columns() {
+        let sql = "SELECT (SELECT nspname FROM pg_namespace WHERE oid = pronamespace), proname \
+                   FROM pg_proc";
+        assert_eq!(
+            rewritten(sql).unwrap(),
+            "SELECT ((SELECT max(nspname) FROM pg_namespace WHERE oid = pronamespace)), proname \
+             FROM pg_proc"
         );
     }
 
