@@ -92,6 +92,31 @@ pub fn declare_column_types(
     Ok(relation_namespaces)
 }
 
+/// A function `name` with one exact signature per list of argument types
+/// (PostgreSQL overloads: `pg_get_expr(text, oid)` and `(text, oid, bool)`).
+pub(crate) fn overloaded(
+    name: &str,
+    signatures: Vec<Vec<DataType>>,
+    returns: DataType,
+    volatility: Volatility,
+    fun: datafusion::logical_expr::ScalarFunctionImplementation,
+) -> ScalarUDF {
+    ScalarUDF::from(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            name,
+            datafusion::logical_expr::Signature::one_of(
+                signatures
+                    .into_iter()
+                    .map(datafusion::logical_expr::TypeSignature::Exact)
+                    .collect(),
+                volatility,
+            ),
+            returns,
+            fun,
+        ),
+    )
+}
+
 /// A session context with our catalog layout and the PostgreSQL functions.
 /// With `memory_limit`, every query planned from it shares one pool of that
 /// many bytes: sorts and aggregates spill to temporary files past it, and
@@ -210,19 +235,12 @@ pub fn session_functions(schema: &str, relations: &RelationNamespaces) -> Vec<Sc
     };
     let (explicit, implicit) = (path(false), path(true));
     vec![
-        ScalarUDF::from(
-            datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
-                "pg_table_is_visible",
-                datafusion::logical_expr::Signature::one_of(
-                    vec![
-                        datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Int32]),
-                        datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Int64]),
-                    ],
-                    Volatility::Stable,
-                ),
-                DataType::Boolean,
-                Arc::new(visible),
-            ),
+        overloaded(
+            "pg_table_is_visible",
+            vec![vec![DataType::Int32], vec![DataType::Int64]],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(visible),
         ),
         create_udf(
             "current_schema",

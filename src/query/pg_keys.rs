@@ -25,9 +25,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::error::Result;
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility};
 
 use super::pg_format::quote_ident;
 use crate::catalog::TableDef;
@@ -242,15 +240,10 @@ fn overloaded(
         for rest in arguments {
             let mut types = vec![first.clone()];
             types.extend(rest.iter().cloned());
-            signatures.push(TypeSignature::Exact(types));
+            signatures.push(types);
         }
     }
-    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
-        name,
-        Signature::one_of(signatures, Volatility::Stable),
-        DataType::Utf8,
-        fun,
-    ))
+    super::overloaded(name, signatures, DataType::Utf8, Volatility::Stable, fun)
 }
 
 /// `pg_get_indexdef(oid [, column, pretty])` and
@@ -297,22 +290,19 @@ pub fn definition_functions(definitions: &Definitions) -> Vec<ScalarUDF> {
 pub fn pg_get_expr() -> ScalarUDF {
     let mut signatures = Vec::new();
     for oid in [DataType::Int32, DataType::Int64] {
-        signatures.push(TypeSignature::Exact(vec![DataType::Utf8, oid.clone()]));
-        signatures.push(TypeSignature::Exact(vec![
-            DataType::Utf8,
-            oid,
-            DataType::Boolean,
-        ]));
+        signatures.push(vec![DataType::Utf8, oid.clone()]);
+        signatures.push(vec![DataType::Utf8, oid, DataType::Boolean]);
     }
-    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+    super::overloaded(
         "pg_get_expr",
-        Signature::one_of(signatures, Volatility::Stable),
+        signatures,
         DataType::Utf8,
+        Volatility::Stable,
         Arc::new(|args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(&args[..1])?;
             Ok(ColumnarValue::Array(arrays[0].clone()))
         }),
-    ))
+    )
 }
 
 #[cfg(test)]

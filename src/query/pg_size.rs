@@ -18,8 +18,7 @@ use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, StringArray, new_n
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionImplementation, ScalarUDF, Signature, SimpleScalarUDF,
-    TypeSignature, Volatility,
+    ColumnarValue, ScalarFunctionImplementation, ScalarUDF, Volatility,
 };
 
 /// Bytes of the relation with this oid, `None` if it is no table or view.
@@ -50,15 +49,7 @@ fn udf(
     returns: DataType,
     fun: ScalarFunctionImplementation,
 ) -> ScalarUDF {
-    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
-        name,
-        Signature::one_of(
-            signatures.into_iter().map(TypeSignature::Exact).collect(),
-            Volatility::Volatile,
-        ),
-        returns,
-        fun,
-    ))
+    super::overloaded(name, signatures, returns, Volatility::Volatile, fun)
 }
 
 /// The functions of this module; `size` measures a relation.
