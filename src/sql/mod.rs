@@ -7,11 +7,13 @@
 
 mod casts;
 mod catalog_subqueries;
+mod catalog_vectors;
 mod catalog_views;
 mod clauses;
 pub mod cursor;
 mod literal_insert;
 mod names;
+mod precedence;
 mod regtype;
 pub mod returning;
 mod rewrite;
@@ -112,6 +114,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
                 .into_iter()
                 .map(|mut s| {
                     regtype::rewrite_to_regtype(&mut s);
+                    catalog_vectors::rewrite(&mut s);
                     catalog_views::rewrite(s)
                 })
                 .collect()
@@ -130,6 +133,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
                 .collect()
         })
     };
+    let parsed = parsed.map(|mut statements: Vec<Statement>| {
+        statements.iter_mut().for_each(precedence::repair);
+        statements
+    });
     parsed.map_err(|e| {
         // The compatibility parser re-tokenizes and loses token locations;
         // plain sqlparser reports the same failure with its line and column.
@@ -366,6 +373,28 @@ pub fn parse_expr(sql: &str) -> std::result::Result<Expr, ParserError> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
+}
+
+/// The argument of `expr` when it is a call of `name` (any schema) with
+/// exactly one positional argument.
+pub fn sole_argument_mut<'a>(expr: &'a mut Expr, name: &str) -> Option<&'a mut Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let named = function
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| i.value.eq_ignore_ascii_case(name));
+    match &mut function.args {
+        FunctionArguments::List(list) if named => match list.args.as_mut_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))] => Some(argument),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The call `name(args...)`.

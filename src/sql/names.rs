@@ -67,9 +67,16 @@ fn unaliased_name(expr: &Expr) -> Option<String> {
 /// every unnamed expression gets an alias; a plain column keeps its name
 /// unless it repeats. The wire names still come from `output_names` of the
 /// original statement.
+/// The query of an `INSERT ... SELECT` too (`SELECT g, g FROM ...`): its
+/// columns go to the target's by position, so their names do not matter.
 pub fn dedupe_projection(statement: &mut Statement) {
-    let Statement::Query(query) = statement else {
-        return;
+    let query = match statement {
+        Statement::Query(query) => query,
+        Statement::Insert(insert) => match insert.source.as_mut() {
+            Some(source) => source,
+            None => return,
+        },
+        _ => return,
     };
     let SetExpr::Select(select) = query.body.as_mut() else {
         return;

@@ -11,10 +11,7 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value,
-    visit_expressions_mut,
-};
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Statement, Value, visit_expressions_mut};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -40,17 +37,8 @@ fn lookup(argument: Expr) -> Option<Expr> {
 
 pub fn rewrite_to_regtype(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
-        if let Expr::Function(function) = expr
-            && function
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .is_some_and(|i| i.value.eq_ignore_ascii_case("to_regtype"))
-            && let FunctionArguments::List(list) = &function.args
-            && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))] = list.args.as_slice()
-        {
-            let argument = match argument {
+        if let Some(argument) = super::sole_argument_mut(expr, "to_regtype") {
+            let argument = match &*argument {
                 Expr::Value(v) => match &v.value {
                     Value::SingleQuotedString(name) => {
                         Expr::value(Value::SingleQuotedString(typname(name)))
