@@ -281,10 +281,6 @@ async fn pgjdbc_script() {
                 "a pipelined batch before one Sync is not one implicit transaction",
             ),
             (
-                "dbmd: getSchemas lists information_schema",
-                "pg_namespace does not list information_schema",
-            ),
-            (
                 "dbmd: getPrimaryKeys",
                 "information_schema._pg_expandarray is missing",
             ),

@@ -9,6 +9,7 @@ pub(crate) mod pg_compat;
 mod pg_format;
 mod pg_json;
 mod pg_keys;
+mod pg_namespace;
 mod pg_numeric;
 pub mod pg_size;
 mod provider;

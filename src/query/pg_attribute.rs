@@ -75,6 +75,11 @@ impl SchemaProvider for PgCatalogWithDeclaredTypes {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
+        if name == "pg_namespace"
+            && let Some(inner) = table
+        {
+            return Ok(Some(Arc::new(super::pg_namespace::Namespaces { inner })));
+        }
         if name == "pg_views"
             && let Some(table) = &table
         {
@@ -154,7 +159,8 @@ impl fmt::Debug for Attributes {
     }
 }
 
-async fn read_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+/// Every row of a catalog table.
+pub(super) async fn read_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec<RecordBatch>> {
     let plan = table.scan(state, None, &[], None).await?;
     collect(plan, state.task_ctx()).await
 }
