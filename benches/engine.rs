@@ -115,7 +115,7 @@ fn planning_context() -> BenchResult<SessionContext> {
     for (name, id, columns) in [("s", S, &["k", "v"]), ("d", D, &["id", "g"])] {
         let user = schema(columns);
         let data = TableData::try_new(&user, &[])?;
-        let table = StoredTable::new(id, user, Arc::new(RwLock::new(data)), HashMap::new());
+        let table = StoredTable::new(id, user, Arc::new(RwLock::new(data)), HashMap::new(), &[]);
         ctx.register_table(name, Arc::new(table))?;
     }
     Ok(ctx)

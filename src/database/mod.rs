@@ -370,8 +370,13 @@ impl Database {
                 );
             }
         }
-        let provider =
-            StoredTable::new(def.id, Arc::new(def.arrow_schema()), data.clone(), defaults);
+        let provider = StoredTable::new(
+            def.id,
+            Arc::new(def.arrow_schema()),
+            data.clone(),
+            defaults,
+            &def.primary_key,
+        );
         self.schema_provider(&def.schema)?
             .register_table(def.name.clone(), Arc::new(provider))?;
         self.tables.write().expect("tables lock poisoned").insert(

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::catalog::memory::MemorySourceConfig;
+use datafusion::common::{Constraint, Constraints};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
@@ -46,6 +47,11 @@ pub struct StoredTable {
     data: Arc<RwLock<TableData>>,
     with_rowid: bool,
     defaults: HashMap<String, Expr>,
+    /// The primary key, so that DataFusion knows it functionally
+    /// determines the other columns: a view that carries it is indexed by
+    /// it, and `GROUP BY id` may select the other columns, as in
+    /// PostgreSQL. None for the row-id schema of DML plans.
+    constraints: Option<Constraints>,
 }
 
 impl fmt::Debug for StoredTable {
@@ -58,11 +64,14 @@ impl fmt::Debug for StoredTable {
 }
 
 impl StoredTable {
+    /// `primary_key`: positions of the key columns in `schema` (none for
+    /// a table without one).
     pub fn new(
         id: TableId,
         schema: SchemaRef,
         data: Arc<RwLock<TableData>>,
         defaults: HashMap<String, Expr>,
+        primary_key: &[usize],
     ) -> Self {
         StoredTable {
             id,
@@ -70,6 +79,9 @@ impl StoredTable {
             data,
             with_rowid: false,
             defaults,
+            constraints: (!primary_key.is_empty()).then(|| {
+                Constraints::new_unverified(vec![Constraint::PrimaryKey(primary_key.to_vec())])
+            }),
         }
     }
 
@@ -87,6 +99,7 @@ impl StoredTable {
             data: self.data.clone(),
             with_rowid: true,
             defaults: self.defaults.clone(),
+            constraints: None,
         }
     }
 
@@ -111,6 +124,10 @@ impl TableProvider for StoredTable {
 
     fn get_column_default(&self, column: &str) -> Option<&Expr> {
         self.defaults.get(column)
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.constraints.as_ref()
     }
 
     async fn scan(

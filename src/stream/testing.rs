@@ -204,6 +204,7 @@ pub fn dataflow(sql: &str, multiset_set_ops: bool) -> (Node, SchemaRef) {
             schema,
             Arc::new(RwLock::new(data)),
             HashMap::new(),
+            &[],
         );
         ctx.register_table(name, Arc::new(provider)).unwrap();
     }
