@@ -420,6 +420,11 @@ impl Database {
         self.runtime.interval()
     }
 
+    /// The epoch interval the server started with (`--epoch-interval-ms`).
+    pub fn default_epoch_interval(&self) -> std::time::Duration {
+        self.runtime.started_interval()
+    }
+
     pub fn backfill_rate_limit(&self) -> Option<u64> {
         self.runtime.backfill_rate_limit()
     }

@@ -203,6 +203,10 @@ fn classify_plan(message: &str) -> (&'static str, String) {
             "INSERT has more expressions than target columns".to_string(),
         );
     }
+    // PostgreSQL runs these; DataFusion cannot decorrelate them.
+    if message.contains("Correlated scalar subquery must be aggregated") {
+        return ("0A000", message.to_string());
+    }
     if message.contains("not found") || message.contains("No field named") {
         return ("42703", message.to_string());
     }

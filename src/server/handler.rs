@@ -105,22 +105,33 @@ impl Handler {
         session::shown(&name, &value).map(Some)
     }
 
+    /// `SET name = DEFAULT` and `RESET name` restore the server's start
+    /// value (`RESET ALL` and `DISCARD ALL` stay the session's own: a
+    /// connection pool's DISCARD must not change every view's epochs).
     fn server_setting(&self, statement: &Statement) -> Result<()> {
-        let Statement::Set(datafusion::sql::sqlparser::ast::Set::SingleAssignment {
-            variable,
-            values,
-            ..
-        }) = statement
-        else {
-            return Ok(());
+        use datafusion::sql::sqlparser::ast::{Reset, Set};
+        let (name, value) = match statement {
+            Statement::Set(Set::SingleAssignment {
+                variable, values, ..
+            }) => (
+                variable.to_string(),
+                values
+                    .iter()
+                    .map(|v| v.to_string().trim_matches('\'').to_string())
+                    .collect::<Vec<_>>()
+                    .join(""),
+            ),
+            Statement::Reset(reset) => match &reset.reset {
+                Reset::ConfigurationParameter(name) => (name.to_string(), "default".to_string()),
+                Reset::ALL => return Ok(()),
+            },
+            _ => return Ok(()),
         };
-        let value = values
-            .iter()
-            .map(|v| v.to_string().trim_matches('\'').to_string())
-            .collect::<Vec<_>>()
-            .join("");
-        let name = variable.to_string();
         if name.eq_ignore_ascii_case("epoch_interval") {
+            if value.eq_ignore_ascii_case("default") {
+                self.db.set_epoch_interval(self.db.default_epoch_interval());
+                return Ok(());
+            }
             let interval = session::parse_duration("epoch_interval", &value)?;
             if interval.is_zero() {
                 return Err(Error::InvalidParameter(

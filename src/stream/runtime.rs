@@ -137,6 +137,9 @@ pub struct Runtime {
     published: Arc<Published>,
     status: StatusTable,
     interval_ms: Arc<AtomicU64>,
+    /// The interval the server started with, which SET ... DEFAULT and
+    /// RESET restore.
+    started_interval: Duration,
     /// Rows per second a backfill may feed (`NO_LIMIT`, or 0 to pause).
     rate_limit: Arc<AtomicU64>,
 }
@@ -178,6 +181,7 @@ impl Runtime {
             published,
             status,
             interval_ms,
+            started_interval: interval.max(Duration::from_millis(1)),
             rate_limit,
         })
     }
@@ -261,6 +265,10 @@ impl Runtime {
 
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn started_interval(&self) -> Duration {
+        self.started_interval
     }
 
     /// The backfill rate limit in rows per second; `None` when lifted.
