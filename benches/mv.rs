@@ -171,28 +171,18 @@ fn w2_b_values(from: u64, n: u64, a_rows: u64) -> String {
     sql
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Sys {
-    Freshet,
-    Postgres,
-}
-
-/// The rows `from..to` of the series, as each system spells it. Both are
-/// inclusive and name the column `value`.
-fn series(sys: Sys, from: u64, to: u64) -> String {
-    match sys {
-        Sys::Freshet => format!("generate_series({from}, {})", to - 1),
-        Sys::Postgres => format!(
-            "generate_series({from}::bigint, {}::bigint) AS s(value)",
-            to - 1
-        ),
-    }
+/// The rows `from..to` of the series, inclusive, in a column `value`: the
+/// same SQL on both systems.
+fn series(from: u64, to: u64) -> String {
+    format!(
+        "generate_series({from}::bigint, {}::bigint) AS s(value)",
+        to - 1
+    )
 }
 
 /// Loads `rows` rows into `table` with `INSERT ... SELECT` of `chunk` rows.
 async fn load(
     client: &Client,
-    sys: Sys,
     table: &str,
     rows: u64,
     chunk: u64,
@@ -202,7 +192,7 @@ async fn load(
     let mut from = 0;
     while from < rows {
         let to = (from + chunk).min(rows);
-        let sql = format!("INSERT INTO {table} {}", select(&series(sys, from, to)));
+        let sql = format!("INSERT INTO {table} {}", select(&series(from, to)));
         let got = command(client, &sql).await?;
         if got != to - from {
             return Err(format!("INSERT of {} rows into {table} reported {got}", to - from).into());
@@ -568,6 +558,8 @@ struct Figures {
     pg_w1_refresh: Option<f64>,
     /// W1's peak RSS over the first build, and the RSS of the loaded table before it.
     w1_peak_mib: Option<(f64, f64)>,
+    /// Operator state bytes per group of the count/sum view.
+    w1_count_sum_state: Option<f64>,
     w2_update: Option<f64>,
     w2_left_update: Option<f64>,
     ingest_w1: Option<f64>,
@@ -725,6 +717,22 @@ impl Report {
             )
             .unwrap();
         }
+        if let Some(bytes) = f.w1_count_sum_state {
+            let verdict = if bytes < 150.0 {
+                "met, the key included".to_string()
+            } else {
+                format!(
+                    "missed by {} (key included)",
+                    fmt_value(Unit::Bytes, bytes - 150.0)
+                )
+            };
+            writeln!(
+                out,
+                "| state per count/sum group (W1 without min/max, operators) | < 150 B on top of the key | {} | {verdict} |",
+                fmt_value(Unit::Bytes, bytes)
+            )
+            .unwrap();
+        }
         let rate_target =
             |out: &mut String, name: &str, got: Option<f64>, paced: Option<(f64, bool)>| {
                 let Some(got) = got else { return };
@@ -802,7 +810,7 @@ async fn w1(cfg: &Config, pg: Option<&Client>, rep: &mut Report) -> BenchResult<
 
     // Load.
     let select = |s: &str| w1_select(keys, s);
-    let f_load = load(&fc, Sys::Freshet, "t", n, cfg.load_chunk, select).await?;
+    let f_load = load(&fc, "t", n, cfg.load_chunk, select).await?;
     let loaded = server.mem();
     eprintln!(
         "  Freshet loaded in {:.1} s; RSS {:.0} MiB, peak {:.0} MiB",
@@ -810,7 +818,7 @@ async fn w1(cfg: &Config, pg: Option<&Client>, rep: &mut Report) -> BenchResult<
     );
     let mut p_load = Vec::new();
     if let Some(pg) = pg {
-        p_load.push(load(pg, Sys::Postgres, "t", n, cfg.load_chunk, select).await?);
+        p_load.push(load(pg, "t", n, cfg.load_chunk, select).await?);
         exec(pg, "VACUUM ANALYZE t").await?;
     }
     rep.add(
@@ -1040,6 +1048,23 @@ async fn w1(cfg: &Config, pg: Option<&Client>, rep: &mut Report) -> BenchResult<
     }
     check_w1(&fc, None, "after the update-size runs").await?;
 
+    let groups = keys.min(n) as f64;
+    let (state, contents) = view_state(&fc, "w1").await?;
+    rep.add_text(
+        "view state, exact (`freshet_catalog.mv_state`): operators / the view's rows, per group",
+        [
+            format!(
+                "**{}** / {} ({} / {} in all)",
+                fmt_value(Unit::Bytes, state / groups),
+                fmt_value(Unit::Bytes, contents / groups),
+                fmt_value(Unit::Mib, state / 1024.0 / 1024.0),
+                fmt_value(Unit::Mib, contents / 1024.0 / 1024.0)
+            ),
+            "—".into(),
+            "—".into(),
+        ],
+    );
+
     // The same view without min/max: what the value multisets cost.
     exec(&fc, "DROP MATERIALIZED VIEW w1").await?;
     let build = timed(
@@ -1069,24 +1094,46 @@ async fn w1(cfg: &Config, pg: Option<&Client>, rep: &mut Report) -> BenchResult<
         &[("Freshet's view", &view), ("the SELECT on Freshet", &query)],
     )?;
     let total: Vec<f64> = ins.iter().zip(&flush).map(|(i, f)| i + f).collect();
+    let (state, contents) = view_state(&fc, "w1_cs").await?;
     rep.add_text(
-        format!("the same view without min/max (`{W1_VIEW_COUNT_SUM}`): first build [1 run] / update of {u} rows until visible / of which FLUSH"),
+        format!("the same view without min/max (`{W1_VIEW_COUNT_SUM}`): first build [1 run] / update of {u} rows until visible / of which FLUSH / exact state per group: operators, the view's rows"),
         [
             format!(
-                "**{}** / **{}** / {}",
+                "**{}** / **{}** / {} / **{}**, {}",
                 fmt_value(Unit::Time, build),
                 fmt_value(Unit::Time, median(&total)),
-                cell(Unit::Time, &flush, runs)
+                cell(Unit::Time, &flush, runs),
+                fmt_value(Unit::Bytes, state / groups),
+                fmt_value(Unit::Bytes, contents / groups)
             ),
             "—".into(),
             "—".into(),
         ],
     );
+    rep.figures.w1_count_sum_state = Some(state / groups);
     note_backfills(&server, rep);
     if let Some(pg) = pg {
         exec(pg, "DROP TABLE t CASCADE").await?;
     }
     Ok(())
+}
+
+/// The bytes a view keeps, from `freshet_catalog.mv_state`: its operators'
+/// state, and its own rows (position 0).
+async fn view_state(fc: &Client, view: &str) -> BenchResult<(f64, f64)> {
+    let sql = format!(
+        "SELECT coalesce(sum(CASE WHEN position > 0 THEN bytes END), 0), \
+         coalesce(sum(CASE WHEN position = 0 THEN bytes END), 0) \
+         FROM freshet_catalog.mv_state WHERE name = '{view}'"
+    );
+    let rows = text_rows(fc, &sql).await?.0;
+    let number = |i: usize| -> BenchResult<f64> {
+        rows.first()
+            .and_then(|r| r.get(i))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{sql}: no byte count in {rows:?}").into())
+    };
+    Ok((number(0)?, number(1)?))
 }
 
 /// Freshet's view, Freshet's plain query and PostgreSQL's view agree.
@@ -1140,13 +1187,13 @@ async fn w2(cfg: &Config, pg: Option<&Client>, rep: &mut Report) -> BenchResult<
     }
     let a_select = |s: &str| w2_a_select(groups, s);
     let b_select = |s: &str| w2_b_select(n, s);
-    let f_load = load(&fc, Sys::Freshet, "a", n, cfg.load_chunk, a_select).await?
-        + load(&fc, Sys::Freshet, "b", n, cfg.load_chunk, b_select).await?;
+    let f_load = load(&fc, "a", n, cfg.load_chunk, a_select).await?
+        + load(&fc, "b", n, cfg.load_chunk, b_select).await?;
     let mut p_load = Vec::new();
     if let Some(pg) = pg {
         p_load.push(
-            load(pg, Sys::Postgres, "a", n, cfg.load_chunk, a_select).await?
-                + load(pg, Sys::Postgres, "b", n, cfg.load_chunk, b_select).await?,
+            load(pg, "a", n, cfg.load_chunk, a_select).await?
+                + load(pg, "b", n, cfg.load_chunk, b_select).await?,
         );
         exec(pg, "VACUUM ANALYZE a").await?;
         exec(pg, "VACUUM ANALYZE b").await?;
@@ -1509,7 +1556,7 @@ async fn ingest_part(cfg: &Config, pg: Option<&Client>, rep: &mut Report) -> Ben
         .collect();
     let (server, fc) = Freshet::start(cfg, "ingest").await?;
     exec(&fc, "CREATE TABLE d (id bigint, g bigint)").await?;
-    load(&fc, Sys::Freshet, "d", keys, cfg.load_chunk, |s| {
+    load(&fc, "d", keys, cfg.load_chunk, |s| {
         format!("SELECT value, value % 1000 FROM {s}")
     })
     .await?;
