@@ -373,6 +373,10 @@ pub fn parse_expr(sql: &str) -> std::result::Result<Expr, ParserError> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
+        .map(|mut expr| {
+            precedence::repair(&mut expr);
+            expr
+        })
 }
 
 /// The argument of `expr` when it is a call of `name` (any schema) with
