@@ -89,13 +89,66 @@ pub async fn build(
         .functional_dependencies()
         .iter()
         .find(|d| d.mode == datafusion::common::Dependency::Single && !d.source_indices.is_empty())
-        .map(|d| d.source_indices.clone());
+        .map(|d| d.source_indices.clone())
+        .or_else(|| carried_key(&optimized));
     Ok(StreamPlan {
         root,
         inputs: planner.inputs,
         schema: Arc::new(optimized.schema().as_arrow().clone()),
         key,
     })
+}
+
+/// Output columns that carry a unique key of the one table or view the
+/// plan reads through filters, projections, renames and orderings: a
+/// table's primary key, another view's key. (DataFusion's functional
+/// dependencies find GROUP BY keys; tables do not declare their keys to it,
+/// see `StoredTable::primary_key`.)
+fn carried_key(plan: &LogicalPlan) -> Option<Vec<usize>> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let provider = source_as_provider(&scan.source).ok()?;
+            let key: Vec<usize> = if let Some(table) = provider.downcast_ref::<StoredTable>() {
+                table.primary_key().to_vec()
+            } else {
+                provider.downcast_ref::<MvTable>()?.key()?.to_vec()
+            };
+            if key.is_empty() {
+                return None;
+            }
+            match &scan.projection {
+                None => Some(key),
+                Some(projection) => key
+                    .iter()
+                    .map(|k| projection.iter().position(|p| p == k))
+                    .collect(),
+            }
+        }
+        LogicalPlan::Projection(projection) => {
+            let input = projection.input.schema();
+            carried_key(&projection.input)?
+                .into_iter()
+                .map(|k| {
+                    projection.expr.iter().position(|e| {
+                        let column = match e {
+                            Expr::Column(c) => c,
+                            Expr::Alias(alias) => match alias.expr.as_ref() {
+                                Expr::Column(c) => c,
+                                _ => return false,
+                            },
+                            _ => return false,
+                        };
+                        input.index_of_column(column).ok() == Some(k)
+                    })
+                })
+                .collect()
+        }
+        LogicalPlan::Filter(filter) => carried_key(&filter.input),
+        LogicalPlan::SubqueryAlias(alias) => carried_key(&alias.input),
+        LogicalPlan::Sort(sort) => carried_key(&sort.input),
+        LogicalPlan::Limit(limit) => carried_key(&limit.input),
+        _ => None,
+    }
 }
 
 struct Planner {
@@ -611,4 +664,60 @@ fn node_name(plan: &LogicalPlan) -> String {
         .next()
         .unwrap_or("unknown")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::RwLock;
+
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::catalog::TableId;
+    use crate::state::TableData;
+
+    /// The index key of a view over `t(id PRIMARY KEY, a, s)`.
+    async fn key_of(sql: &str) -> Option<Vec<usize>> {
+        let ctx = crate::query::new_context(None).unwrap();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("a", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let data = TableData::try_new(&schema, &[]).unwrap();
+        let table = StoredTable::new(
+            TableId(1),
+            schema,
+            Arc::new(RwLock::new(data)),
+            HashMap::new(),
+            &[0],
+        );
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        build(&plan, &ctx.state(), false).await.unwrap().key
+    }
+
+    #[tokio::test]
+    async fn a_view_is_keyed_by_the_primary_key_it_carries() {
+        assert_eq!(
+            key_of("SELECT id, a FROM t WHERE a > 1").await,
+            Some(vec![0])
+        );
+        assert_eq!(key_of("SELECT a, id AS ident FROM t").await, Some(vec![1]));
+        assert_eq!(
+            key_of("SELECT s, id FROM (SELECT * FROM t WHERE s <> 'x') AS x").await,
+            Some(vec![1])
+        );
+        assert_eq!(
+            key_of("SELECT a, count(*) AS n FROM t GROUP BY a").await,
+            Some(vec![0])
+        );
+        assert_eq!(key_of("SELECT a FROM t").await, None);
+        assert_eq!(key_of("SELECT id + 1 AS x FROM t").await, None);
+        assert_eq!(
+            key_of("SELECT t.id FROM t JOIN t AS u ON u.a = t.a").await,
+            None
+        );
+    }
 }

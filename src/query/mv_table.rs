@@ -13,7 +13,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
-use datafusion::common::{Constraint, Constraints, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
@@ -31,9 +31,6 @@ pub struct MvTable {
     schema: SchemaRef,
     runtime: Runtime,
     index: Option<Arc<MvIndex>>,
-    /// The view's unique key (NULLs allowed: a GROUP BY has a NULL group),
-    /// so that a view over this one knows it too and is indexed by it.
-    constraints: Option<Constraints>,
 }
 
 impl fmt::Debug for MvTable {
@@ -50,16 +47,12 @@ impl MvTable {
         runtime: Runtime,
         index: Option<Arc<MvIndex>>,
     ) -> Self {
-        let constraints = index
-            .as_ref()
-            .map(|i| Constraints::new_unverified(vec![Constraint::Unique(i.key().to_vec())]));
         MvTable {
             id,
             name,
             schema,
             runtime,
             index,
-            constraints,
         }
     }
 
@@ -141,6 +134,13 @@ impl MvTable {
     pub fn id(&self) -> MvId {
         self.id
     }
+
+    /// The view's unique key (NULLs allowed: a GROUP BY has a NULL group),
+    /// when it has one: a view over this one that carries it is indexed by
+    /// it too.
+    pub fn key(&self) -> Option<&[usize]> {
+        self.index.as_ref().map(|i| i.key())
+    }
 }
 
 #[async_trait]
@@ -151,10 +151,6 @@ impl TableProvider for MvTable {
 
     fn table_type(&self) -> TableType {
         TableType::View
-    }
-
-    fn constraints(&self) -> Option<&Constraints> {
-        self.constraints.as_ref()
     }
 
     /// Equalities on the key columns are offered to the index (Inexact:

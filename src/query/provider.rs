@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::catalog::memory::MemorySourceConfig;
-use datafusion::common::{Constraint, Constraints};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
@@ -47,11 +46,11 @@ pub struct StoredTable {
     data: Arc<RwLock<TableData>>,
     with_rowid: bool,
     defaults: HashMap<String, Expr>,
-    /// The primary key, so that DataFusion knows it functionally
-    /// determines the other columns: a view that carries it is indexed by
-    /// it, and `GROUP BY id` may select the other columns, as in
-    /// PostgreSQL. None for the row-id schema of DML plans.
-    constraints: Option<Constraints>,
+    /// Positions of the primary key's columns in `schema` (empty without
+    /// one): a view that carries them is indexed by them. Not declared to
+    /// DataFusion as a constraint: its functional dependencies survive an
+    /// `unnest`, and DISTINCT and GROUP BY then drop rows.
+    primary_key: Vec<usize>,
 }
 
 impl fmt::Debug for StoredTable {
@@ -79,9 +78,7 @@ impl StoredTable {
             data,
             with_rowid: false,
             defaults,
-            constraints: (!primary_key.is_empty()).then(|| {
-                Constraints::new_unverified(vec![Constraint::PrimaryKey(primary_key.to_vec())])
-            }),
+            primary_key: primary_key.to_vec(),
         }
     }
 
@@ -99,7 +96,7 @@ impl StoredTable {
             data: self.data.clone(),
             with_rowid: true,
             defaults: self.defaults.clone(),
-            constraints: None,
+            primary_key: self.primary_key.iter().map(|i| i + 1).collect(),
         }
     }
 
@@ -109,6 +106,10 @@ impl StoredTable {
 
     pub fn data(&self) -> &Arc<RwLock<TableData>> {
         &self.data
+    }
+
+    pub fn primary_key(&self) -> &[usize] {
+        &self.primary_key
     }
 }
 
@@ -124,10 +125,6 @@ impl TableProvider for StoredTable {
 
     fn get_column_default(&self, column: &str) -> Option<&Expr> {
         self.defaults.get(column)
-    }
-
-    fn constraints(&self) -> Option<&Constraints> {
-        self.constraints.as_ref()
     }
 
     async fn scan(
