@@ -416,9 +416,102 @@ impl Planner {
                 return Ok(Node::new(op, vec![input]));
             }
         }
+        if let Some(tolerant) = with_arguments_projected(aggregate)? {
+            let input = self.node(&tolerant.input).await?;
+            let keys = tolerant
+                .group_expr
+                .iter()
+                .map(|e| self.physical(e, tolerant.input.schema()))
+                .collect::<Result<Vec<_>>>()?;
+            let op = Recompute::aggregate(&tolerant, keys, self.session.clone())?;
+            return Ok(Node::new(op, vec![input]));
+        }
         let op = Recompute::aggregate(aggregate, keys, self.session.clone())?;
         Ok(Node::new(op, vec![input]))
     }
+}
+
+/// `aggregate` with its aggregate functions' computed arguments (and FILTER
+/// and ORDER BY expressions) evaluated by a projection below it, each under
+/// an alias; `None` when every argument is a column or a constant. The
+/// projection is a `Map`, where an expression that fails for a row gives
+/// NULL and is counted; inside `Recompute`, DataFusion's evaluation of
+/// `avg(10 / v)` would fail the whole view at the first `v = 0`.
+fn with_arguments_projected(aggregate: &Aggregate) -> Result<Option<Aggregate>> {
+    let mut computed: Vec<Expr> = Vec::new();
+    let mut note = |e: &Expr| {
+        if !matches!(e, Expr::Column(_) | Expr::Literal(..)) && !computed.contains(e) {
+            computed.push(e.clone());
+        }
+    };
+    for expr in &aggregate.aggr_expr {
+        let mut inner = expr;
+        while let Expr::Alias(alias) = inner {
+            inner = &alias.expr;
+        }
+        let Expr::AggregateFunction(function) = inner else {
+            return Ok(None);
+        };
+        function.params.args.iter().for_each(&mut note);
+        function.params.filter.iter().for_each(|f| note(f));
+        function.params.order_by.iter().for_each(|o| note(&o.expr));
+    }
+    if computed.is_empty() {
+        return Ok(None);
+    }
+    let name = |i: usize| format!("__freshet_argument_{i}");
+    let input = aggregate.input.schema();
+    let projection: Vec<Expr> = input
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .chain(
+            computed
+                .iter()
+                .enumerate()
+                .map(|(i, e)| e.clone().alias(name(i))),
+        )
+        .collect();
+    let projected =
+        datafusion::logical_expr::LogicalPlanBuilder::from(aggregate.input.as_ref().clone())
+            .project(projection)?
+            .build()?;
+    let group = aggregate.group_expr.len();
+    let aggr_expr = aggregate
+        .aggr_expr
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| {
+            let replaced = expr
+                .clone()
+                .transform_down(|e| {
+                    Ok(match computed.iter().position(|c| *c == e) {
+                        Some(at) => Transformed::new(
+                            Expr::Column(datafusion::common::Column::from_name(name(at))),
+                            true,
+                            TreeNodeRecursion::Jump,
+                        ),
+                        None => Transformed::no(e),
+                    })
+                })?
+                .data;
+            let original = aggregate.schema.field(group + i).name();
+            Ok(match replaced {
+                Expr::Alias(alias) => alias.expr.alias(original),
+                other => other.alias(original),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rewritten =
+        Aggregate::try_new(Arc::new(projected), aggregate.group_expr.clone(), aggr_expr)?;
+    // The plan above reads the aggregate's columns by name.
+    let same = rewritten.schema.fields().len() == aggregate.schema.fields().len()
+        && rewritten
+            .schema
+            .iter()
+            .zip(aggregate.schema.iter())
+            .all(|((_, a), (_, b))| a.name() == b.name() && a.data_type() == b.data_type());
+    Ok(same.then_some(rewritten))
 }
 
 /// The shape DataFusion gives INTERSECT and EXCEPT: a semi or anti join of

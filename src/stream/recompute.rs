@@ -534,6 +534,38 @@ mod tests {
         exercise("SELECT k, sum(v) FROM t GROUP BY k HAVING count(*) > 1");
     }
 
+    /// An argument that fails for a row is NULL for that row (and counted),
+    /// as in every other operator: `avg` then skips it.
+    #[test]
+    fn a_failing_argument_is_null_for_its_row() {
+        let mut h = Harness::new(
+            "SELECT k, avg(10 / v) AS a, string_agg(s, ',' ORDER BY 10 / v, s) AS l FROM t GROUP BY k",
+        );
+        assert!(
+            h.explain().contains("input rows per group"),
+            "{}",
+            h.explain()
+        );
+        h.insert(
+            "t",
+            &[
+                (Some(1), Some(5), Some("a")),
+                (Some(1), Some(0), Some("b")),
+                (Some(2), Some(2), Some("c")),
+            ],
+        );
+        assert_eq!(
+            h.output(),
+            vec!["1 2.0000000000000000 a,b", "2 5.0000000000000000 c"]
+        );
+        assert!(h.errors() >= 1, "the failed row is counted");
+        h.delete("t", &[(Some(1), Some(0), Some("b"))]);
+        assert_eq!(
+            h.output(),
+            vec!["1 2.0000000000000000 a", "2 5.0000000000000000 c"]
+        );
+    }
+
     #[test]
     fn a_global_aggregate_always_has_its_row() {
         exercise("SELECT avg(v), bool_and(v > 0), count(DISTINCT s) FROM t");
