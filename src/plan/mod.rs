@@ -431,6 +431,18 @@ impl Planner {
     }
 }
 
+/// The aggregate function call under an aggregate expression's aliases.
+fn aggregate_function(expr: &Expr) -> Option<&datafusion::logical_expr::expr::AggregateFunction> {
+    let mut inner = expr;
+    while let Expr::Alias(alias) = inner {
+        inner = &alias.expr;
+    }
+    match inner {
+        Expr::AggregateFunction(function) => Some(function),
+        _ => None,
+    }
+}
+
 /// `aggregate` with its aggregate functions' computed arguments (and FILTER
 /// and ORDER BY expressions) evaluated by a projection below it, each under
 /// an alias; `None` when every argument is a column or a constant. The
@@ -445,11 +457,7 @@ fn with_arguments_projected(aggregate: &Aggregate) -> Result<Option<Aggregate>> 
         }
     };
     for expr in &aggregate.aggr_expr {
-        let mut inner = expr;
-        while let Expr::Alias(alias) = inner {
-            inner = &alias.expr;
-        }
-        let Expr::AggregateFunction(function) = inner else {
+        let Some(function) = aggregate_function(expr) else {
             return Ok(None);
         };
         function.params.args.iter().for_each(&mut note);
@@ -633,11 +641,7 @@ impl Planner {
     fn linear_calls(&self, aggregate: &Aggregate) -> Result<Option<Vec<AggregateCall>>> {
         let mut calls = Vec::with_capacity(aggregate.aggr_expr.len());
         for expr in &aggregate.aggr_expr {
-            let mut inner = expr;
-            while let Expr::Alias(alias) = inner {
-                inner = &alias.expr;
-            }
-            let Expr::AggregateFunction(function) = inner else {
+            let Some(function) = aggregate_function(expr) else {
                 return Ok(None);
             };
             let params = &function.params;
