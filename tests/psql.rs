@@ -827,3 +827,39 @@ async fn psql_plus_listings_show_sizes() {
         }
     }
 }
+
+/// `\d+ table` (which reads `pg_class.reloptions` and collects the TOAST
+/// table's options with `array(SELECT ... FROM unnest(...))`) shows the
+/// columns with storage and the key, as PostgreSQL prints them.
+#[tokio::test]
+async fn psql_describe_plus_shows_storage_and_the_key() {
+    if !psql_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let setup = psql(
+        &server,
+        &["-c", "CREATE TABLE t (id int PRIMARY KEY, s text)"],
+    )
+    .await;
+    assert_success(&setup, "setup");
+    let output = psql(&server, &["-c", "\\d+ t"]).await;
+    assert_success(&output, "\\d+ t");
+    let text = stdout(&output);
+    let normalized: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    for expected in [
+        "Table \"public.t\"",
+        "Column | Type | Collation | Nullable | Default | Storage | Compression | Stats target | Description",
+        "id | integer | | not null | | plain | | |",
+        "s | text | | | | extended | | |",
+        "\"t_pkey\" PRIMARY KEY, btree (id)",
+    ] {
+        assert!(
+            normalized.iter().any(|l| l == expected),
+            "\\d+ t lacks {expected:?}:\n{text}"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray, UInt32Array,
 };
-use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::{SchemaProvider, Session};
 use datafusion::datasource::{TableProvider, TableType};
@@ -299,10 +299,49 @@ impl fmt::Debug for Classes {
     }
 }
 
+/// PostgreSQL's `pg_class` columns the catalog crate lacks, NULL in every
+/// row here (no ACLs, no storage options): psql's `\d+` reads them.
+const MISSING_CLASS_COLUMNS: [&str; 2] = ["relacl", "reloptions"];
+
+impl Classes {
+    fn missing_columns(&self) -> Vec<&'static str> {
+        let inner = self.class.schema();
+        MISSING_CLASS_COLUMNS
+            .into_iter()
+            .filter(|name| inner.index_of(name).is_err())
+            .collect()
+    }
+
+    /// `batch` with the missing columns appended, as NULL text arrays.
+    fn with_missing_columns(&self, batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let mut columns = batch.columns().to_vec();
+        for field in schema.fields().iter().skip(columns.len()) {
+            columns.push(datafusion::arrow::array::new_null_array(
+                field.data_type(),
+                rows,
+            ));
+        }
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+}
+
 #[async_trait]
 impl TableProvider for Classes {
     fn schema(&self) -> SchemaRef {
-        self.class.schema()
+        let inner = self.class.schema();
+        let missing = self.missing_columns();
+        if missing.is_empty() {
+            return inner;
+        }
+        let text_array = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+        let mut fields: Vec<Field> = inner.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(
+            missing
+                .into_iter()
+                .map(|name| Field::new(name, text_array.clone(), true)),
+        );
+        Arc::new(Schema::new_with_metadata(fields, inner.metadata().clone()))
     }
 
     fn table_type(&self) -> TableType {
@@ -393,9 +432,14 @@ impl TableProvider for Classes {
             }
         }
         drop(seen);
+        let schema = self.schema();
+        let patched = patched
+            .into_iter()
+            .map(|batch| self.with_missing_columns(batch, &schema))
+            .collect::<Result<Vec<_>>>()?;
         Ok(MemorySourceConfig::try_new_exec(
             &[patched],
-            self.schema(),
+            schema,
             projection.cloned(),
         )?)
     }
