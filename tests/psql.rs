@@ -830,7 +830,8 @@ async fn psql_plus_listings_show_sizes() {
 
 /// `\d+ table` (which reads `pg_class.reloptions` and collects the TOAST
 /// table's options with `array(SELECT ... FROM unnest(...))`) shows the
-/// columns with storage and the key, as PostgreSQL prints them.
+/// columns with storage and the key, as PostgreSQL prints them; `\d+` of
+/// a materialized view shows its query.
 #[tokio::test]
 async fn psql_describe_plus_shows_storage_and_the_key() {
     if !psql_available() {
@@ -839,10 +840,24 @@ async fn psql_describe_plus_shows_storage_and_the_key() {
     let server = TestServer::start().await;
     let setup = psql(
         &server,
-        &["-c", "CREATE TABLE t (id int PRIMARY KEY, s text)"],
+        &[
+            "-c",
+            "CREATE TABLE t (id int PRIMARY KEY, s text)",
+            "-c",
+            "CREATE MATERIALIZED VIEW m AS SELECT s, count(*) AS n FROM t GROUP BY s",
+        ],
     )
     .await;
     assert_success(&setup, "setup");
+    // A view's definition, from pg_get_viewdef.
+    let output = psql(&server, &["-c", "\\d+ m"]).await;
+    assert_success(&output, "\\d+ m");
+    let text = stdout(&output);
+    assert!(
+        text.contains("Materialized view \"public.m\"")
+            && text.contains("View definition:\n SELECT s, count(*) AS n FROM t GROUP BY s;"),
+        "{text}"
+    );
     let output = psql(&server, &["-c", "\\d+ t"]).await;
     assert_success(&output, "\\d+ t");
     let text = stdout(&output);

@@ -236,6 +236,8 @@ impl Database {
         for function in query::pg_size::functions(db.relation_size()) {
             db.ctx.register_udf(function);
         }
+        db.ctx
+            .register_udf(query::pg_get_viewdef(db.view_definition()));
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
             (
@@ -420,6 +422,22 @@ impl Database {
                     .clone(),
             };
             Some(crate::stream::footprint::batches(&chunks) as u64)
+        })
+    }
+
+    /// The query of a view or MV, by the oid `pg_class` gave it, as
+    /// `pg_views` prints it.
+    fn view_definition(&self) -> query::ViewDefinition {
+        let relations = self.relation_namespaces.clone();
+        let catalog = self.catalog.clone();
+        Arc::new(move |oid| {
+            let (schema, name) = relations.read().ok()?.get(&oid)?.clone();
+            let catalog = catalog.read().ok()?;
+            let sql = match catalog.view(&schema, &name) {
+                Some(view) => view.sql.clone(),
+                None => catalog.mv(&schema, &name)?.sql.clone(),
+            };
+            Some(format!(" {sql};"))
         })
     }
 

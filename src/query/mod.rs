@@ -93,6 +93,36 @@ pub fn declare_column_types(
     Ok(relation_namespaces)
 }
 
+/// A view's or MV's definition by its `pg_class` oid.
+pub type ViewDefinition = Arc<dyn Fn(i32) -> Option<String> + Send + Sync>;
+
+/// `pg_get_viewdef(oid [, pretty])`: the view's query (psql's `\d+` of a
+/// view), NULL for a relation that is no view.
+pub fn pg_get_viewdef(definition: ViewDefinition) -> ScalarUDF {
+    let fun = move |args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int32)?;
+        let texts: datafusion::arrow::array::StringArray = oids
+            .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+            .iter()
+            .map(|oid| oid.and_then(|oid| definition(oid)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(texts)))
+    };
+    overloaded(
+        "pg_get_viewdef",
+        vec![
+            vec![DataType::Int32],
+            vec![DataType::Int64],
+            vec![DataType::Int32, DataType::Boolean],
+            vec![DataType::Int64, DataType::Boolean],
+        ],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(fun),
+    )
+}
+
 /// A function `name` with one exact signature per list of argument types
 /// (PostgreSQL overloads: `pg_get_expr(text, oid)` and `(text, oid, bool)`).
 pub(crate) fn overloaded(
