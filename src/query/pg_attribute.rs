@@ -226,6 +226,23 @@ impl TableProvider for Attributes {
                 }
             }
         }
+        // PostgreSQL never marks a view's columns NOT NULL.
+        let mut views = std::collections::HashSet::new();
+        for batch in &classes {
+            if let (Some(oids), Some(kinds)) =
+                (batch.column_by_name("oid"), batch.column_by_name("relkind"))
+                && let (Some(oids), Some(kinds)) = (
+                    oids.as_primitive_opt::<Int32Type>(),
+                    kinds.as_string_opt::<i32>(),
+                )
+            {
+                for i in 0..batch.num_rows() {
+                    if matches!(kinds.is_valid(i).then(|| kinds.value(i)), Some("v" | "m")) {
+                        views.insert(oids.value(i));
+                    }
+                }
+            }
+        }
         let mut declared_cache: HashMap<i32, Option<Vec<(String, i32, i32, bool)>>> =
             HashMap::new();
         let mut patched = Vec::with_capacity(attributes.len());
@@ -275,6 +292,16 @@ impl TableProvider for Attributes {
             columns[typ] = Arc::new(Int32Array::from(types));
             columns[modifier] = Arc::new(Int32Array::from(modifiers));
             columns[has_default] = Arc::new(BooleanArray::from(defaults));
+            if let Ok(not_null) = schema.index_of("attnotnull") {
+                let flags: BooleanArray = batch
+                    .column(not_null)
+                    .as_boolean()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, flag)| flag.map(|f| f && !views.contains(&rels.value(i))))
+                    .collect();
+                columns[not_null] = Arc::new(flags);
+            }
             patched.push(RecordBatch::try_new(schema, columns)?);
         }
         Ok(MemorySourceConfig::try_new_exec(
