@@ -845,10 +845,22 @@ async fn psql_describe_plus_shows_storage_and_the_key() {
             "CREATE TABLE t (id int PRIMARY KEY, s text)",
             "-c",
             "CREATE MATERIALIZED VIEW m AS SELECT s, count(*) AS n FROM t GROUP BY s",
+            "-c",
+            "CREATE SCHEMA sales",
         ],
     )
     .await;
     assert_success(&setup, "setup");
+    // Schemas with their (empty) access privileges.
+    let output = psql(&server, &["-c", "\\dn+"]).await;
+    assert_success(&output, "\\dn+");
+    let text = stdout(&output);
+    assert!(
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .any(|l| l == "sales | postgres | |"),
+        "{text}"
+    );
     // A view's definition, from pg_get_viewdef.
     let output = psql(&server, &["-c", "\\d+ m"]).await;
     assert_success(&output, "\\d+ m");

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, AsArray, Int32Array, RecordBatch, StringArray, new_null_array,
 };
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
@@ -40,10 +40,51 @@ impl fmt::Debug for Namespaces {
     }
 }
 
+/// `nspacl` is `aclitem[]` in PostgreSQL (psql's `\dn+` passes it to
+/// `array_to_string`); the crate has it as text, NULL in every row. Here
+/// it is a text array, NULL too.
+fn acl_as_array(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "nspacl" {
+                Field::new(
+                    "nspacl",
+                    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                    true,
+                )
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` in `schema`'s shape: a column whose type differs (the ACL)
+/// becomes NULLs of the new type.
+fn reshaped(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                column.clone()
+            } else {
+                new_null_array(field.data_type(), rows)
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
 #[async_trait]
 impl TableProvider for Namespaces {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        acl_as_array(&self.inner.schema())
     }
 
     fn table_type(&self) -> TableType {
@@ -57,7 +98,12 @@ impl TableProvider for Namespaces {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut batches = super::pg_attribute::read_all(&self.inner, state).await?;
+        let schema = self.schema();
+        let mut batches = super::pg_attribute::read_all(&self.inner, state)
+            .await?
+            .into_iter()
+            .map(|batch| reshaped(batch, &schema))
+            .collect::<Result<Vec<_>>>()?;
         let listed: Vec<String> = batches
             .iter()
             .filter_map(|batch| batch.column_by_name("nspname"))
