@@ -861,6 +861,17 @@ async fn psql_describe_plus_shows_storage_and_the_key() {
             .any(|l| l == "sales | postgres | |"),
         "{text}"
     );
+    // Databases with their size (every table's and view's rows in memory).
+    let output = psql(&server, &["-c", "\\l+"]).await;
+    assert_success(&output, "\\l+");
+    let text = stdout(&output);
+    assert!(
+        text.lines().any(
+            |l| l.trim_start().starts_with("freshet ") && l.contains(" bytes ")
+                || l.trim_start().starts_with("freshet ") && l.contains(" kB ")
+        ),
+        "{text}"
+    );
     // A view's definition, from pg_get_viewdef.
     let output = psql(&server, &["-c", "\\d+ m"]).await;
     assert_success(&output, "\\d+ m");

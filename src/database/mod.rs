@@ -233,11 +233,12 @@ impl Database {
             runtime: Runtime::start(epoch_interval)?,
             sequencer: sequencer::Sequencer::new(),
         };
-        for function in query::pg_size::functions(db.relation_size()) {
+        for function in query::pg_size::functions(db.relation_size(), db.database_size()) {
             db.ctx.register_udf(function);
         }
         db.ctx
             .register_udf(query::pg_get_viewdef(db.view_definition()));
+        db.ctx.register_udf(query::pg_has_role());
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
             (
@@ -422,6 +423,32 @@ impl Database {
                     .clone(),
             };
             Some(crate::stream::footprint::batches(&chunks) as u64)
+        })
+    }
+
+    /// Bytes of every table's committed rows and every MV's rows as of
+    /// the last published epoch.
+    fn database_size(&self) -> query::pg_size::DatabaseSize {
+        let tables = self.tables.clone();
+        let runtime = self.runtime.clone();
+        Arc::new(move || {
+            let tables: u64 = tables
+                .read()
+                .map(|tables| {
+                    tables
+                        .values()
+                        .filter_map(|live| live.data.read().ok().map(|d| d.snapshot()))
+                        .map(|chunks| crate::stream::footprint::batches(&chunks) as u64)
+                        .sum()
+                })
+                .unwrap_or(0);
+            let mvs: u64 = runtime
+                .published()
+                .mvs
+                .values()
+                .map(|chunks| crate::stream::footprint::batches(chunks) as u64)
+                .sum();
+            tables + mvs
         })
     }
 

@@ -123,6 +123,31 @@ pub fn pg_get_viewdef(definition: ViewDefinition) -> ScalarUDF {
     )
 }
 
+/// `pg_has_role([user,] role, privilege)`: true. Every session is the one
+/// superuser, which PostgreSQL treats as a member of every role (psql's
+/// `\l+` asks about pg_read_all_stats).
+pub fn pg_has_role() -> ScalarUDF {
+    let fun = |args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let rows = arrays.first().map_or(1, |a| a.len());
+        // NULL in, NULL out, as PostgreSQL's strict functions.
+        let flags: datafusion::arrow::array::BooleanArray = (0..rows)
+            .map(|i| arrays.iter().all(|a| a.is_valid(i)).then_some(true))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(flags)))
+    };
+    overloaded(
+        "pg_has_role",
+        vec![
+            vec![DataType::Utf8, DataType::Utf8],
+            vec![DataType::Utf8, DataType::Utf8, DataType::Utf8],
+        ],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(fun),
+    )
+}
+
 /// A function `name` with one exact signature per list of argument types
 /// (PostgreSQL overloads: `pg_get_expr(text, oid)` and `(text, oid, bool)`).
 pub(crate) fn overloaded(

@@ -75,10 +75,17 @@ impl SchemaProvider for PgCatalogWithDeclaredTypes {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
-        if name == "pg_namespace"
-            && let Some(inner) = table
-        {
-            return Ok(Some(Arc::new(super::pg_namespace::Namespaces { inner })));
+        let acl = match name {
+            "pg_namespace" => Some("nspacl"),
+            "pg_database" => Some("datacl"),
+            _ => None,
+        };
+        if let (Some(acl), Some(inner)) = (acl, table.clone()) {
+            return Ok(Some(Arc::new(super::pg_namespace::WithAcl {
+                inner,
+                acl,
+                fixed_namespaces: name == "pg_namespace",
+            })));
         }
         if name == "pg_views"
             && let Some(table) = &table

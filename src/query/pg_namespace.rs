@@ -1,4 +1,5 @@
-//! `pg_catalog.pg_namespace` with PostgreSQL's fixed schemas.
+//! `pg_catalog.pg_namespace` with PostgreSQL's fixed schemas, and it and
+//! `pg_database` with their ACL columns typed as PostgreSQL's arrays.
 //!
 //! `datafusion-pg-catalog` lists only the schemas of DataFusion's catalogs,
 //! but its static `pg_proc` and `pg_type` rows name `information_schema` by
@@ -30,27 +31,32 @@ const FIXED: [(i32, &str); 2] = [(99, "pg_toast"), (13283, "information_schema")
 /// The superuser's oid, PostgreSQL's owner of its own schemas.
 const BOOTSTRAP_SUPERUSER: i32 = 10;
 
-pub struct Namespaces {
+/// `pg_namespace` (with its fixed schemas) or `pg_database`, the ACL column
+/// `acl` as a text array.
+pub struct WithAcl {
     pub inner: Arc<dyn TableProvider>,
+    pub acl: &'static str,
+    /// Add PostgreSQL's fixed namespaces the catalog does not list.
+    pub fixed_namespaces: bool,
 }
 
-impl fmt::Debug for Namespaces {
+impl fmt::Debug for WithAcl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Namespaces").finish()
+        f.debug_struct("WithAcl").field("acl", &self.acl).finish()
     }
 }
 
-/// `nspacl` is `aclitem[]` in PostgreSQL (psql's `\dn+` passes it to
-/// `array_to_string`); the crate has it as text, NULL in every row. Here
-/// it is a text array, NULL too.
-fn acl_as_array(schema: &SchemaRef) -> SchemaRef {
+/// `nspacl` and `datacl` are `aclitem[]` in PostgreSQL (psql's `\dn+` and
+/// `\l+` pass them to `array_to_string`); the crate has them as text, NULL
+/// in every row. Here they are text arrays, NULL too.
+fn acl_as_array(schema: &SchemaRef, acl: &str) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
-            if f.name() == "nspacl" {
+            if f.name() == acl {
                 Field::new(
-                    "nspacl",
+                    acl,
                     DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
                     true,
                 )
@@ -82,9 +88,9 @@ fn reshaped(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
 }
 
 #[async_trait]
-impl TableProvider for Namespaces {
+impl TableProvider for WithAcl {
     fn schema(&self) -> SchemaRef {
-        acl_as_array(&self.inner.schema())
+        acl_as_array(&self.inner.schema(), self.acl)
     }
 
     fn table_type(&self) -> TableType {
@@ -118,7 +124,7 @@ impl TableProvider for Namespaces {
             .collect();
         let missing: Vec<(i32, &str)> = FIXED
             .into_iter()
-            .filter(|(_, name)| !listed.iter().any(|l| l == name))
+            .filter(|(_, name)| self.fixed_namespaces && !listed.iter().any(|l| l == name))
             .collect();
         if !missing.is_empty() {
             batches.push(fixed_rows(&self.schema(), &missing)?);

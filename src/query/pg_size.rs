@@ -53,7 +53,10 @@ fn udf(
 }
 
 /// The functions of this module; `size` measures a relation.
-pub fn functions(size: RelationSize) -> Vec<ScalarUDF> {
+/// The bytes of every table's and MV's rows in memory.
+pub type DatabaseSize = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn functions(size: RelationSize, database: DatabaseSize) -> Vec<ScalarUDF> {
     let oid_types = || vec![vec![DataType::Int32], vec![DataType::Int64]];
     let measured = |size: RelationSize| -> ScalarFunctionImplementation {
         Arc::new(move |args: &[ColumnarValue]| {
@@ -85,6 +88,25 @@ pub fn functions(size: RelationSize) -> Vec<ScalarUDF> {
                 .map(|i| arrays[0].is_valid(i).then_some(0))
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(zeros)))
+        }),
+    ));
+    // One database: every name or oid of it measures the whole (psql's
+    // `\l+`).
+    functions.push(udf(
+        "pg_database_size",
+        vec![
+            vec![DataType::Utf8],
+            vec![DataType::Int32],
+            vec![DataType::Int64],
+        ],
+        DataType::Int64,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let total = database() as i64;
+            let bytes: Int64Array = (0..arrays[0].len())
+                .map(|i| arrays[0].is_valid(i).then_some(total))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(bytes)))
         }),
     ));
     functions.push(udf(
