@@ -239,6 +239,7 @@ impl Database {
         db.ctx
             .register_udf(query::pg_get_viewdef(db.view_definition()));
         db.ctx.register_udf(query::pg_has_role());
+        db.ctx.register_udf(query::pg_function_is_visible());
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
             (

@@ -148,6 +148,25 @@ pub fn pg_has_role() -> ScalarUDF {
     )
 }
 
+/// `pg_function_is_visible(oid)`: true. Every function is PostgreSQL's, in
+/// pg_catalog, which is always on the search path (users create none).
+pub fn pg_function_is_visible() -> ScalarUDF {
+    let fun = |args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let flags: datafusion::arrow::array::BooleanArray = (0..arrays[0].len())
+            .map(|i| arrays[0].is_valid(i).then_some(true))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(flags)))
+    };
+    overloaded(
+        "pg_function_is_visible",
+        vec![vec![DataType::Int32], vec![DataType::Int64]],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(fun),
+    )
+}
+
 /// A function `name` with one exact signature per list of argument types
 /// (PostgreSQL overloads: `pg_get_expr(text, oid)` and `(text, oid, bool)`).
 pub(crate) fn overloaded(
