@@ -386,7 +386,6 @@ impl Planner {
             }
             check_expr(expr)?;
         }
-        let input = self.node(&aggregate.input).await?;
         let keys = aggregate
             .group_expr
             .iter()
@@ -413,19 +412,24 @@ impl Planner {
             if let Some(op) =
                 HashAggregate::try_new(keys.clone(), calls, &input_schema, schema, description)?
             {
+                let input = self.node(&aggregate.input).await?;
                 return Ok(Node::new(op, vec![input]));
             }
         }
-        if let Some(tolerant) = with_arguments_projected(aggregate)? {
-            let input = self.node(&tolerant.input).await?;
-            let keys = tolerant
+        // Recomputed: over the arguments' projection when it has one, so
+        // the input is planned once, below whichever aggregate runs.
+        let projected = with_arguments_projected(aggregate)?;
+        let aggregate = projected.as_ref().unwrap_or(aggregate);
+        let input = self.node(&aggregate.input).await?;
+        let keys = if projected.is_some() {
+            aggregate
                 .group_expr
                 .iter()
-                .map(|e| self.physical(e, tolerant.input.schema()))
-                .collect::<Result<Vec<_>>>()?;
-            let op = Recompute::aggregate(&tolerant, keys, self.session.clone())?;
-            return Ok(Node::new(op, vec![input]));
-        }
+                .map(|e| self.physical(e, aggregate.input.schema()))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            keys
+        };
         let op = Recompute::aggregate(aggregate, keys, self.session.clone())?;
         Ok(Node::new(op, vec![input]))
     }
