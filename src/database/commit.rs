@@ -217,6 +217,25 @@ impl Database {
         rows: Vec<RecordBatch>,
         tag: &'static str,
     ) -> Result<Outcome> {
+        // The rows come from the optimized plan, whose columns may be typed
+        // NOT NULL where the statement's plan was not (or the reverse); a
+        // RETURNING reads them as nullable columns of the table's types.
+        let schema = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .clone()
+                        .with_nullable(true)
+                        .with_metadata(Default::default())
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let rows = rows
+            .into_iter()
+            .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let table = MemTable::try_new(schema, vec![rows])?;
         let scan = LogicalPlanBuilder::scan(
             returning.relation.value.clone(),

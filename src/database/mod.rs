@@ -491,9 +491,10 @@ impl Database {
         crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
         crate::sql::rewrite_casts(&mut statement);
         crate::sql::rewrite_clauses(&mut statement);
-        Ok(state
+        let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await?)
+            .await?;
+        Ok(crate::query::subqueries::mend(plan)?)
     }
 
     fn column_defaults(

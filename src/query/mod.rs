@@ -14,6 +14,7 @@ mod pg_numeric;
 pub mod pg_size;
 mod provider;
 pub mod show;
+pub mod subqueries;
 pub mod system;
 pub mod values;
 

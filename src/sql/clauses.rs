@@ -23,6 +23,10 @@
 //!   generate_series(1, 3) g` and `SELECT generate_series FROM
 //!   generate_series(1, 3)`, as in PostgreSQL (DataFusion names the column
 //!   `value` or after the whole call).
+//! - A `VALUES` list with a subquery among its values (`VALUES (1, (SELECT
+//!   max(x) FROM t))`, also as an INSERT's rows) is the UNION ALL of one
+//!   SELECT per row: DataFusion computes VALUES rows while it plans, before
+//!   any subquery has run, and refuses one whose columns' metadata differ.
 
 use std::ops::ControlFlow;
 
@@ -274,11 +278,56 @@ fn rewrite_escape(pattern: &mut Expr, escape_char: &mut Option<ValueWithSpan>) {
     *escape_char = None;
 }
 
+struct SubqueryValues;
+
+impl VisitorMut for SubqueryValues {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Values(values) = query.body.as_ref() else {
+            return ControlFlow::Continue(());
+        };
+        let mut values = values.clone();
+        let mut has_subquery = false;
+        let _ = visit_expressions_mut(&mut values.rows, |expr| {
+            has_subquery |= matches!(expr, Expr::Subquery(_));
+            ControlFlow::<()>::Continue(())
+        });
+        if !has_subquery {
+            return ControlFlow::Continue(());
+        }
+        // Each row's ordinal goes along, so that the rows come out in
+        // their order, as PostgreSQL gives them.
+        let width = values.rows.first().map_or(0, |r| r.len());
+        let mut names = vec!["\"?ord\"".to_string()];
+        names.extend((1..=width).map(|i| format!("column{i}")));
+        for (i, row) in values.rows.iter_mut().enumerate() {
+            row.insert(0, Expr::value(Value::Number((i + 1).to_string(), false)));
+        }
+        let Some(union) = super::rewrite::values_as_union(&values, &names) else {
+            return ControlFlow::Continue(());
+        };
+        let sql = format!(
+            "SELECT {} FROM ({union}) AS \"?values\" ORDER BY \"?ord\"",
+            names[1..].join(", ")
+        );
+        if let Ok(mut ordered) = super::parse_query(&sql) {
+            if query.order_by.is_some() {
+                ordered.order_by = query.order_by.take();
+            }
+            query.body = ordered.body;
+            query.order_by = ordered.order_by;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// Rewrites every such clause in `node`, at any depth.
 pub fn rewrite_clauses<V: VisitMut>(node: &mut V) {
     let _ = node.visit(&mut FetchToLimit);
     let _ = node.visit(&mut FunctionColumnNames);
     let _ = node.visit(&mut TupleInToExists);
+    let _ = node.visit(&mut SubqueryValues);
     let _ = visit_expressions_mut(node, |expr| {
         if let Some(case) = nullif_case(expr) {
             *expr = case;
@@ -324,6 +373,21 @@ mod tests {
         assert!(
             rewritten("SELECT a FROM t ORDER BY a FETCH FIRST 3 ROWS WITH TIES").contains("FETCH")
         );
+    }
+
+    #[test]
+    fn values_with_a_subquery_become_a_union() {
+        assert_eq!(
+            rewritten("VALUES ((SELECT b FROM r WHERE id = 2)), ('q')"),
+            "SELECT column1 FROM (SELECT 1 AS \"?ord\", (SELECT b FROM r WHERE id = 2) AS column1 \
+             UNION ALL SELECT 2, 'q') AS \"?values\" ORDER BY \"?ord\""
+        );
+        assert_eq!(
+            rewritten("INSERT INTO t VALUES (1, (SELECT max(a) FROM t)) RETURNING a"),
+            "INSERT INTO t SELECT column1, column2 FROM (SELECT 1 AS \"?ord\", 1 AS column1, \
+             (SELECT max(a) FROM t) AS column2) AS \"?values\" ORDER BY \"?ord\" RETURNING a"
+        );
+        assert_eq!(rewritten("VALUES (1), (2)"), "VALUES (1), (2)");
     }
 
     #[test]

@@ -379,6 +379,15 @@ pub fn parse_expr(sql: &str) -> std::result::Result<Expr, ParserError> {
         })
 }
 
+/// One query, read as `parse_expr` reads an expression.
+pub fn parse_query(sql: &str) -> std::result::Result<Box<Query>, ParserError> {
+    let mut query = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_query())?;
+    precedence::repair(&mut query);
+    Ok(query)
+}
+
 /// The argument of `expr` when it is a call of `name` (any schema) with
 /// exactly one positional argument.
 pub fn sole_argument_mut<'a>(expr: &'a mut Expr, name: &str) -> Option<&'a mut Expr> {

@@ -19,8 +19,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, Expr, GroupByExpr, Ident, ObjectName, Query, Select,
     SelectFlavor, SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, Update,
-    UpdateTableFromKind, Value, VisitMut, VisitorMut, helpers::attached_token::AttachedToken,
-    visit_expressions_mut,
+    UpdateTableFromKind, Value, Values, VisitMut, VisitorMut,
+    helpers::attached_token::AttachedToken, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -132,32 +132,42 @@ impl VisitorMut for NestedValues {
                 .map(|i| format!("column{i}"))
                 .collect(),
         };
-        let selects: Vec<String> = values
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let items: Vec<String> = row
-                    .iter()
-                    .enumerate()
-                    .map(|(j, value)| match (i, names.get(j)) {
-                        (0, Some(name)) => format!("{value} AS {name}"),
-                        _ => value.to_string(),
-                    })
-                    .collect();
-                format!("SELECT {}", items.join(", "))
-            })
-            .collect();
-        if let Ok(Statement::Query(query)) = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&selects.join(" UNION ALL "))
-            .and_then(|mut p| p.parse_statement())
-        {
+        if let Some(query) = values_as_union(values, &names) {
             *subquery = query;
             if let Some(alias) = alias {
                 alias.columns.clear();
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// `VALUES` rows as the UNION ALL of one SELECT per row, the first row's
+/// values named `names`: the same rows, typed as a UNION is, which is how
+/// PostgreSQL types a VALUES list.
+pub(super) fn values_as_union(values: &Values, names: &[String]) -> Option<Box<Query>> {
+    let selects: Vec<String> = values
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let items: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(j, value)| match (i, names.get(j)) {
+                    (0, Some(name)) => format!("{value} AS {name}"),
+                    _ => value.to_string(),
+                })
+                .collect();
+            format!("SELECT {}", items.join(", "))
+        })
+        .collect();
+    match Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&selects.join(" UNION ALL "))
+        .and_then(|mut p| p.parse_statement())
+    {
+        Ok(Statement::Query(query)) => Some(query),
+        _ => None,
     }
 }
 
