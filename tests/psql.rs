@@ -901,3 +901,54 @@ async fn psql_describe_plus_shows_storage_and_the_key() {
         );
     }
 }
+
+/// `\df` (pg_get_function_result and _arguments over pg_proc), `\df+`
+/// (pg_get_function_sqlbody, proacl as text) and `\du` (pg_roles, and the
+/// correlated `ARRAY(SELECT ...)` of each role's memberships) print what
+/// PostgreSQL prints for the same built-in functions and its one role.
+#[tokio::test]
+async fn psql_lists_functions_and_roles() {
+    if !psql_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let output = psql(&server, &["-c", "\\df"]).await;
+    assert_success(&output, "\\df");
+    assert!(stdout(&output).contains("(0 rows)"), "{}", stdout(&output));
+    let output = psql(
+        &server,
+        &["-c", "\\df concat*", "-c", "\\df pg_get_keywords"],
+    )
+    .await;
+    assert_success(&output, "\\df with a pattern");
+    let text = stdout(&output);
+    for expected in [
+        "pg_catalog | concat | text | VARIADIC \"any\" | func",
+        "pg_catalog | concat_ws | text | text, VARIADIC \"any\" | func",
+        "pg_catalog | pg_get_keywords | SETOF record | OUT word text, OUT catcode \"char\", \
+         OUT barelabel boolean, OUT catdesc text, OUT baredesc text | func",
+    ] {
+        assert!(
+            has_line(&text, expected),
+            "\\df lacks {expected:?}:\n{text}"
+        );
+    }
+    let output = psql(&server, &["-c", "\\df+ pg_ls_dir"]).await;
+    assert_success(&output, "\\df+");
+    let text = stdout(&output);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("text, boolean, boolean") && l.contains("postgres=X/postgres")),
+        "{text}"
+    );
+    let output = psql(&server, &["-c", "\\du"]).await;
+    assert_success(&output, "\\du");
+    let text = stdout(&output);
+    assert!(
+        has_line(
+            &text,
+            "postgres | Superuser, Create role, Create DB, Replication | {}"
+        ),
+        "{text}"
+    );
+}

@@ -240,6 +240,10 @@ impl Database {
             .register_udf(query::pg_get_viewdef(db.view_definition()));
         db.ctx.register_udf(query::pg_has_role());
         db.ctx.register_udf(query::pg_function_is_visible());
+        let signatures = Arc::new(query::pg_proc::Signatures::load(&db.ctx).await?);
+        for function in signatures.functions() {
+            db.ctx.register_udf(function);
+        }
         let (schemas, defs): (Vec<String>, Vec<Arc<TableDef>>) = {
             let catalog = db.catalog.read().expect("catalog lock poisoned");
             (

@@ -11,6 +11,7 @@ mod pg_json;
 mod pg_keys;
 mod pg_namespace;
 mod pg_numeric;
+pub mod pg_proc;
 pub mod pg_size;
 mod provider;
 pub mod show;
@@ -32,7 +33,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 
 use crate::catalog::DEFAULT_SCHEMA;
 
@@ -193,6 +194,32 @@ pub(crate) fn overloaded(
     )
 }
 
+/// The roles pg_roles lists: Freshet has no roles of its own (every client
+/// is trusted), so one superuser, `postgres`, as a fresh PostgreSQL has; psql's
+/// `\du` and tools that read pg_roles on connect find it.
+#[derive(Debug, Clone)]
+struct Roles;
+
+#[async_trait::async_trait]
+impl PgCatalogContextProvider for Roles {
+    async fn roles(&self) -> Vec<String> {
+        vec!["postgres".to_string()]
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        (name == "postgres").then(|| Role {
+            name: name.to_string(),
+            is_superuser: true,
+            can_login: true,
+            can_create_db: true,
+            can_create_role: true,
+            can_create_user: true,
+            can_replication: true,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
+    }
+}
 /// A session context with our catalog layout and the PostgreSQL functions.
 /// With `memory_limit`, every query planned from it shares one pool of that
 /// many bytes: sorts and aggregates spill to temporary files past it, and
@@ -211,8 +238,7 @@ pub fn new_context(memory_limit: Option<usize>) -> Result<SessionContext> {
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
     let mut ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
-    datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, EmptyContextProvider)
-        .map_err(|e| *e)?;
+    datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, Roles).map_err(|e| *e)?;
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Avg::default()));
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Sum::default()));
     // PostgreSQL's `variance` is the sample variance.

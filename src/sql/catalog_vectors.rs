@@ -6,6 +6,10 @@
 //! parameters, SQLAlchemy's index columns) would find no array. Each such
 //! call becomes `unnest(CAST(string_to_array(NULLIF(col, ''), ' ') AS
 //! BIGINT[]))`: one row per element, in order, none for an empty vector.
+//!
+//! `pg_proc.proacl` is likewise the text of an array (`{postgres=X/postgres}`
+//! or NULL): `array_to_string(proacl, sep)` (psql's `\df+`) reads it
+//! through `string_to_array(btrim(proacl, '{}'), ',')`.
 
 use std::ops::ControlFlow;
 
@@ -90,8 +94,34 @@ fn null_array_column(expr: &Expr) -> bool {
     last.is_some_and(|ident| NULL_ARRAYS.contains(&super::ident_name(ident).as_str()))
 }
 
+/// Whether `expr` names `pg_proc.proacl`, bare or qualified.
+fn text_acl_column(expr: &Expr) -> bool {
+    let last = match expr {
+        Expr::Identifier(ident) => Some(ident),
+        Expr::CompoundIdentifier(parts) => parts.last(),
+        _ => None,
+    };
+    last.is_some_and(|ident| super::ident_name(ident) == "proacl")
+}
+
 pub fn rewrite(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(function) = expr
+            && function
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("array_to_string"))
+            && let FunctionArguments::List(list) = &mut function.args
+            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first_mut()
+            && text_acl_column(first)
+            && let Ok(elements) =
+                super::parse_expr(&format!("string_to_array(btrim({first}, '{{}}'), ',')"))
+        {
+            *first = elements;
+            return ControlFlow::<()>::Continue(());
+        }
         if let Expr::Function(function) = expr
             && function
                 .name
@@ -130,6 +160,15 @@ mod tests {
             .remove(0);
         rewrite(&mut statement);
         statement.to_string()
+    }
+
+    #[test]
+    fn a_text_acl_is_split_before_array_to_string() {
+        assert_eq!(
+            rewritten("SELECT pg_catalog.array_to_string(p.proacl, E'\\n') FROM pg_proc p"),
+            "SELECT pg_catalog.array_to_string(string_to_array(btrim(p.proacl, '{}'), ','), E'\\n') \
+             FROM pg_proc p"
+        );
     }
 
     #[test]

@@ -23,6 +23,12 @@
 //!   generate_series(1, 3) g` and `SELECT generate_series FROM
 //!   generate_series(1, 3)`, as in PostgreSQL (DataFusion names the column
 //!   `value` or after the whole call).
+//! - `ARRAY(SELECT e FROM ... WHERE ... ORDER BY o)` is `coalesce((SELECT
+//!   array_agg(e ORDER BY o) FROM ... WHERE ...), ARRAY[])`: the same
+//!   array, `{}` when no row matches, and an aggregate DataFusion
+//!   decorrelates when the subquery is correlated (psql's `\du`). A
+//!   subquery with DISTINCT, GROUP BY, LIMIT or a set operation is left for
+//!   DataFusion to refuse.
 //! - A `VALUES` list with a subquery among its values (`VALUES (1, (SELECT
 //!   max(x) FROM t))`, also as an INSERT's rows) is the UNION ALL of one
 //!   SELECT per row: DataFusion computes VALUES rows while it plans, before
@@ -31,9 +37,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause,
-    Query, SetExpr, TableAlias, TableAliasColumnDef, TableFactor, Value, ValueWithSpan, VisitMut,
-    VisitorMut, visit_expressions_mut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    LimitClause, OrderBy, OrderByKind, Query, SelectItem, SetExpr, TableAlias, TableAliasColumnDef,
+    TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
 
 struct FetchToLimit;
@@ -322,6 +328,72 @@ impl VisitorMut for SubqueryValues {
     }
 }
 
+/// `ARRAY(subquery)` as an aggregate, when the subquery is a plain
+/// filtered SELECT of one value.
+fn array_of_subquery(expr: &Expr) -> Option<Expr> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return None;
+    };
+    let [name] = function.name.0.as_slice() else {
+        return None;
+    };
+    if !name
+        .as_ident()
+        .is_some_and(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("array"))
+    {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let ungrouped = matches!(&select.group_by,
+        GroupByExpr::Expressions(keys, modifiers) if keys.is_empty() && modifiers.is_empty());
+    if query.with.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+        || select.distinct.is_some()
+        || select.having.is_some()
+        || !ungrouped
+    {
+        return None;
+    }
+    let [SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. }] =
+        select.projection.as_slice()
+    else {
+        return None;
+    };
+    let order = match &query.order_by {
+        None => String::new(),
+        Some(OrderBy {
+            kind: OrderByKind::Expressions(items),
+            ..
+        }) => {
+            let items: Vec<String> = items
+                .iter()
+                .map(|item| {
+                    let mut item = item.clone();
+                    // `ORDER BY 1` names the one value.
+                    if matches!(&item.expr, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n == "1"))
+                    {
+                        item.expr = value.clone();
+                    }
+                    item.to_string()
+                })
+                .collect();
+            format!(" ORDER BY {}", items.join(", "))
+        }
+        Some(_) => return None,
+    };
+    let mut aggregated = select.as_ref().clone();
+    aggregated.projection = vec![SelectItem::UnnamedExpr(
+        super::parse_expr(&format!("array_agg({value}{order})")).ok()?,
+    )];
+    super::parse_expr(&format!("coalesce(({aggregated}), ARRAY[])")).ok()
+}
+
 /// Rewrites every such clause in `node`, at any depth.
 pub fn rewrite_clauses<V: VisitMut>(node: &mut V) {
     let _ = node.visit(&mut FetchToLimit);
@@ -331,6 +403,9 @@ pub fn rewrite_clauses<V: VisitMut>(node: &mut V) {
     let _ = visit_expressions_mut(node, |expr| {
         if let Some(case) = nullif_case(expr) {
             *expr = case;
+        }
+        if let Some(array) = array_of_subquery(expr) {
+            *expr = array;
         }
         if let Expr::Like {
             pattern,
@@ -373,6 +448,20 @@ mod tests {
         assert!(
             rewritten("SELECT a FROM t ORDER BY a FETCH FIRST 3 ROWS WITH TIES").contains("FETCH")
         );
+    }
+
+    #[test]
+    fn an_array_of_a_subquery_is_an_aggregate() {
+        assert_eq!(
+            rewritten(
+                "SELECT ARRAY(SELECT b.rolname FROM m JOIN r AS b ON m.roleid = b.oid \
+                 WHERE m.member = r.oid ORDER BY 1 DESC) AS memberof FROM r"
+            ),
+            "SELECT coalesce((SELECT array_agg(b.rolname ORDER BY b.rolname DESC) FROM m \
+             JOIN r AS b ON m.roleid = b.oid WHERE m.member = r.oid), ARRAY[]) AS memberof FROM r"
+        );
+        let limited = "SELECT ARRAY(SELECT x FROM t LIMIT 2)";
+        assert_eq!(rewritten(limited), limited);
     }
 
     #[test]
