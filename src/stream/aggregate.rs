@@ -41,7 +41,7 @@ use datafusion::arrow::array::{
     RecordBatchOptions, UInt32Array, new_null_array,
 };
 use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::compute::{cast, filter, take};
+use datafusion::arrow::compute::{cast, concat, filter, take};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema, SchemaRef};
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_expr::PhysicalExpr;
@@ -131,9 +131,20 @@ pub struct HashAggregate {
     stamp: Vec<u64>,
     steps: u64,
     dead: usize,
+    /// Groups touched by held backfill steps (`StepContext::hold`), whose
+    /// output is not emitted yet.
+    held: Vec<Touched>,
     output_codec: RowCodec,
     schema: SchemaRef,
     description: String,
+}
+
+/// The groups one step touched: each once, whether it was alive before
+/// the step, and its key values (a column per key, a row per group).
+struct Touched {
+    groups: Vec<u32>,
+    was_alive: Vec<bool>,
+    keys: Vec<ArrayRef>,
 }
 
 impl HashAggregate {
@@ -238,6 +249,7 @@ impl HashAggregate {
             emitted: Vec::new(),
             stamp: Vec::new(),
             steps: 0,
+            held: Vec::new(),
             dead: 0,
             description,
         };
@@ -356,6 +368,46 @@ impl HashAggregate {
         }
         self.dead = 0;
         Ok(())
+    }
+
+    /// The held steps' touched groups and `last`'s as one step's: each
+    /// group once, alive as before the first step that touched it.
+    fn release(&mut self, last: Touched) -> Result<Touched, StreamError> {
+        let mut parts = std::mem::take(&mut self.held);
+        if !last.groups.is_empty() {
+            parts.push(last);
+        }
+        // A fresh stamp marks the groups already taken.
+        self.steps += 1;
+        let mark = self.steps;
+        let mut groups = Vec::new();
+        let mut was_alive = Vec::new();
+        let mut picks: Vec<u32> = Vec::new();
+        let mut offset = 0;
+        for part in &parts {
+            for (i, g) in part.groups.iter().enumerate() {
+                if self.stamp[*g as usize] != mark {
+                    self.stamp[*g as usize] = mark;
+                    groups.push(*g);
+                    was_alive.push(part.was_alive[i]);
+                    picks.push((offset + i) as u32);
+                }
+            }
+            offset += part.groups.len();
+        }
+        let picks = UInt32Array::from(picks);
+        let width = parts.first().map_or(0, |p| p.keys.len());
+        let keys = (0..width)
+            .map(|k| {
+                let columns: Vec<&dyn Array> = parts.iter().map(|p| p.keys[k].as_ref()).collect();
+                Ok(take(concat(&columns)?.as_ref(), &picks, None)?)
+            })
+            .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        Ok(Touched {
+            groups,
+            was_alive,
+            keys,
+        })
     }
 
     /// Adds the delta's arguments into the totals and value multisets.
@@ -604,9 +656,11 @@ fn add_values<'a, K, Q>(
                 distinct,
             );
         } else {
-            for i in run.iter() {
-                set.add(value(*i as usize), weights[*i as usize], &make);
-            }
+            set.add_sorted(
+                run.iter()
+                    .map(|i| (value(*i as usize), weights[*i as usize])),
+                &make,
+            );
         }
     }
 }
@@ -704,14 +758,33 @@ impl Operator for HashAggregate {
             }
             self.accumulate(rows, &gids, weights, &touched, ctx)?;
         }
-        if touched.is_empty() {
-            return Ok(ZBatch::empty(self.schema.clone()));
-        }
         let first_rows = UInt32Array::from(first_rows);
         let keys = key_columns
             .iter()
             .map(|k| Ok(take(k.as_ref(), &first_rows, None)?))
             .collect::<Result<Vec<ArrayRef>, StreamError>>()?;
+        let mut step_touched = Touched {
+            groups: touched,
+            was_alive,
+            keys,
+        };
+        if ctx.hold {
+            if !step_touched.groups.is_empty() {
+                self.held.push(step_touched);
+            }
+            return Ok(ZBatch::empty(self.schema.clone()));
+        }
+        if !self.held.is_empty() {
+            step_touched = self.release(step_touched)?;
+        }
+        let Touched {
+            groups: touched,
+            was_alive,
+            keys,
+        } = step_touched;
+        if touched.is_empty() {
+            return Ok(ZBatch::empty(self.schema.clone()));
+        }
         let outputs = self.outputs(&touched, &keys)?;
         let mut rows: Vec<Box<[u8]>> = Vec::new();
         let mut weights: Vec<i64> = Vec::new();

@@ -169,7 +169,7 @@ impl Backfill {
             }
         }
         self.stepped = true;
-        self.run(&sources)
+        self.run(&sources, true)
     }
 
     /// Keeps the changes of this view's inputs in an epoch's deltas.
@@ -181,8 +181,9 @@ impl Backfill {
         }
     }
 
-    /// Feeds the changes recorded since the snapshot in one step and hands
-    /// over the view, now current.
+    /// Feeds the changes recorded since the snapshot in one last step,
+    /// which also lets out what operators held, and hands over the view,
+    /// now current.
     pub fn finish(mut self) -> Result<Built, StreamError> {
         let mut sources = HashMap::new();
         for (relation, parts) in std::mem::take(&mut self.changes) {
@@ -190,9 +191,7 @@ impl Backfill {
                 sources.insert(relation, ZBatch::concat(&first.schema(), &parts)?);
             }
         }
-        if !sources.is_empty() {
-            self.run(&sources)?;
-        }
+        self.run(&sources, false)?;
         Ok(Built {
             dataflow: self.dataflow,
             data: self.data,
@@ -205,8 +204,9 @@ impl Backfill {
         self.data.row_count()
     }
 
-    fn run(&mut self, sources: &HashMap<Relation, ZBatch>) -> Result<(), StreamError> {
+    fn run(&mut self, sources: &HashMap<Relation, ZBatch>, hold: bool) -> Result<(), StreamError> {
         let mut ctx = StepContext::new(sources);
+        ctx.hold = hold;
         let delta = super::runtime::guarded(|| self.dataflow.step(&mut ctx))?;
         self.errors += ctx.errors;
         if ctx.last_error.is_some() {

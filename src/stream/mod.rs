@@ -74,6 +74,12 @@ pub struct StepContext<'a> {
     pub errors: u64,
     /// The last error message, for the MV's error record.
     pub last_error: Option<String>,
+    /// A backfill step that is not the last: an operator whose output
+    /// would be retracted by its next step (an aggregate's totals) may
+    /// keep it until a step without `hold`. Nobody reads the view before
+    /// that step, and what an operator emits sums to the same whenever it
+    /// is emitted.
+    pub hold: bool,
 }
 
 impl<'a> StepContext<'a> {
@@ -82,6 +88,7 @@ impl<'a> StepContext<'a> {
             sources,
             errors: 0,
             last_error: None,
+            hold: false,
         }
     }
 

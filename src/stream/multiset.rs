@@ -112,6 +112,50 @@ impl<K: Ord> Multiset<K> {
         }
     }
 
+    /// Adds `values` (sorted by value, equal values may repeat) with their
+    /// weights. A small multiset is merged with them in one pass into a
+    /// vector of the final size, instead of shifting its tail once per new
+    /// value: a backfill adds each group's values a slice at a time.
+    pub fn add_sorted<'q, Q>(
+        &mut self,
+        values: impl ExactSizeIterator<Item = (&'q Q, i64)>,
+        make: impl Fn(&Q) -> K,
+    ) where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized + 'q,
+    {
+        let Multiset::Small(existing) = self else {
+            for (value, weight) in values {
+                self.add(value, weight, &make);
+            }
+            return;
+        };
+        let mut merged: Vec<(K, i64)> = Vec::with_capacity(existing.len() + values.len());
+        let mut old = std::mem::take(existing).into_iter().peekable();
+        for (value, weight) in values {
+            while old
+                .peek()
+                .is_some_and(|(k, _)| <K as Borrow<Q>>::borrow(k) < value)
+            {
+                merged.extend(old.next());
+            }
+            match old.peek_mut() {
+                Some((k, sum)) if <K as Borrow<Q>>::borrow(k) == value => *sum += weight,
+                _ => match merged.last_mut() {
+                    Some((k, sum)) if <K as Borrow<Q>>::borrow(k) == value => *sum += weight,
+                    _ => merged.push((make(value), weight)),
+                },
+            }
+        }
+        merged.extend(old);
+        merged.retain(|(_, sum)| *sum != 0);
+        *self = if merged.len() > SMALL_LIMIT {
+            Multiset::Large(merged.into_iter().collect())
+        } else {
+            Multiset::Small(merged)
+        };
+    }
+
     pub fn first(&self) -> Option<&K> {
         match self {
             Multiset::Small(values) => values.first().map(|(k, _)| k),
@@ -158,8 +202,8 @@ mod tests {
     use super::*;
 
     proptest! {
-        /// Any sequence of weighted adds, in any mix of bulk loads and
-        /// single adds, leaves what a plain map of sums holds.
+        /// Any sequence of weighted adds, in any mix of bulk loads, single
+        /// adds and sorted runs, leaves what a plain map of sums holds.
         #[test]
         fn matches_a_map_of_sums(
             bulk in proptest::collection::vec((0i64..400, -2i64..3), 0..600),
@@ -173,8 +217,15 @@ mod tests {
             let mut sorted = bulk.clone();
             sorted.sort_by_key(|(v, _)| *v);
             let mut set = Multiset::from_sorted(sorted, 0);
-            for (v, w) in &adds {
+            // The adds, half one by one and half as sorted runs.
+            let (single, runs) = adds.split_at(adds.len() / 2);
+            for (v, w) in single {
                 set.add(v, *w, |v| *v);
+            }
+            for run in runs.chunks(37) {
+                let mut run = run.to_vec();
+                run.sort_by_key(|(v, _)| *v);
+                set.add_sorted(run.iter().map(|(v, w)| (v, *w)), |v| *v);
             }
             let got: Vec<(i64, i64)> = set.entries().into_iter().map(|(k, w)| (*k, w)).collect();
             let want: Vec<(i64, i64)> = expected.into_iter().collect();
