@@ -16,7 +16,7 @@ mod view;
 pub use check::{check_rows, uuid_text};
 pub use ddl::{columns_from_schema, table_columns};
 pub use sequence::Sequences;
-pub use types::{ColumnType, PG_TYPE_KEY};
+pub use types::{ColumnType, DEFAULT_NUMERIC_SCALE, PG_TYPE_KEY};
 pub use view::{Dependent, Object, ViewDef, ViewId};
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -20,8 +20,10 @@ use crate::error::{Error, Result};
 pub const PG_TYPE_KEY: &str = "freshet.pg_type";
 
 /// Unconstrained `numeric` keeps this many digits after the point: PostgreSQL
-/// keeps any scale, Arrow decimals need one fixed scale.
-const DEFAULT_NUMERIC_SCALE: i8 = 6;
+/// keeps any scale, Arrow decimals need one fixed scale. `numeric(38,6)` is
+/// therefore what `numeric` means here: it is named `numeric`, and its
+/// values are printed without trailing zeros (`server/text.rs`).
+pub const DEFAULT_NUMERIC_SCALE: i8 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ColumnType {
@@ -136,6 +138,10 @@ impl ColumnType {
             ColumnType::BigInt => "bigint".into(),
             ColumnType::Real => "real".into(),
             ColumnType::Double => "double precision".into(),
+            ColumnType::Numeric {
+                precision: 38,
+                scale: DEFAULT_NUMERIC_SCALE,
+            } => "numeric".into(),
             ColumnType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
             ColumnType::Text => "text".into(),
             ColumnType::Varchar(None) => "character varying".into(),
@@ -164,6 +170,10 @@ impl ColumnType {
             ColumnType::BigInt => (20, -1),
             ColumnType::Real => (700, -1),
             ColumnType::Double => (701, -1),
+            ColumnType::Numeric {
+                precision: 38,
+                scale: DEFAULT_NUMERIC_SCALE,
+            } => (1700, -1),
             ColumnType::Numeric { precision, scale } => {
                 (1700, ((*precision as i32) << 16 | *scale as i32) + 4)
             }
@@ -303,6 +313,7 @@ mod tests {
             ("float4", "real"),
             ("double precision", "double precision"),
             ("numeric(10,2)", "numeric(10,2)"),
+            ("numeric", "numeric"),
             ("varchar(5)", "character varying(5)"),
             ("text", "text"),
             ("timestamptz", "timestamp with time zone"),

@@ -10,7 +10,7 @@ mod pg_format;
 mod pg_json;
 mod pg_keys;
 mod pg_namespace;
-mod pg_numeric;
+pub mod pg_numeric;
 pub mod pg_proc;
 pub mod pg_size;
 mod provider;

@@ -1,12 +1,24 @@
 //! PostgreSQL's numeric division, `avg` and `sum`.
 //!
-//! PostgreSQL gives a numeric quotient at least 16 significant digits
-//! (`7.0 / 2` is `3.5000000000000000`, `avg(int)` is numeric too); DataFusion
-//! keeps 4 to 6 decimals. Both are computed here on scaled 128-bit integers
-//! and returned as `numeric(38,16)`, rounding half away from zero like
-//! PostgreSQL. PostgreSQL chooses the scale from the quotient's magnitude
-//! (more decimals below 1, fewer above 10,000); a fixed 16 matches it for
-//! quotients from 1 to 9,999, the common case.
+//! PostgreSQL gives a numeric quotient at least 16 significant digits:
+//! its scale is `16 - 4 * w`, where `w` estimates the quotient's weight in
+//! base-10,000 digits from the operands' first digits (`select_div_scale`),
+//! and never less than either operand's scale. So `7.0 / 2` is
+//! `3.5000000000000000`, `1 / 3` is `0.33333333333333333333` and
+//! `3000001 / 2` is `1500000.500000000000`; DataFusion keeps 4 to 6
+//! decimals. Both are computed here on scaled 128-bit integers at
+//! PostgreSQL's scale, rounding half away from zero like PostgreSQL.
+//!
+//! A column has one scale, a PostgreSQL numeric one per value. A quotient
+//! is kept as `numeric(38,20)` (`QUOTIENT_TYPE`), its digits past its own
+//! scale zero, and printed (`quotient_text`) at the scale its value says:
+//! `16 - 4 * w` for the quotient's actual weight `w`, 4 more for an exact
+//! power of 10,000, more if its digits need them. That is PostgreSQL's
+//! text except where PostgreSQL's estimate of the weight was one too low
+//! and the digits it added are zeros (a one-row `avg` of 1.5 is
+//! `1.50000000000000000000` there, `1.5000000000000000` here). Quotients
+//! below 0.0001 keep 20 decimals (PostgreSQL: more), and those of 10^18 or
+//! more overflow.
 //!
 //! `sum(bigint)` is numeric in PostgreSQL, so that a sum of bigints never
 //! overflows; DataFusion keeps it bigint and wraps. `Sum` sums bigints as
@@ -33,8 +45,13 @@ use datafusion::logical_expr::{
 
 use crate::catalog::ColumnType;
 
-pub const RESULT_SCALE: i8 = 16;
-const RESULT_TYPE: DataType = DataType::Decimal128(38, RESULT_SCALE);
+/// The scale a quotient is kept at: enough for PostgreSQL's scale of any
+/// quotient of 0.0001 or more.
+pub const RESULT_SCALE: i8 = 20;
+/// The type of every quotient, and only of quotients (the text encoder
+/// prints it at each value's own scale).
+pub const QUOTIENT_TYPE: DataType = DataType::Decimal128(38, RESULT_SCALE);
+const RESULT_TYPE: DataType = QUOTIENT_TYPE;
 
 /// The scale a numeric or integer type is read at (integers are scale 0).
 fn scale_of(data_type: &DataType) -> Option<i8> {
@@ -53,10 +70,39 @@ fn as_decimal(array: &ArrayRef) -> Result<(Decimal128Array, i8)> {
     Ok((cast.as_primitive::<Decimal128Type>().clone(), scale))
 }
 
-/// `(n / 10^ns) / (d / 10^ds)` at `RESULT_SCALE`, rounded half away from
-/// zero. `None` if it does not fit.
+/// The weight of the first base-10,000 digit of `v / 10^scale` and that
+/// digit (PostgreSQL's NumericVar weight and digits[0]); 0 and 0 for zero.
+fn first_digit(v: i128, scale: i8) -> (i32, u128) {
+    let v = v.unsigned_abs();
+    if v == 0 {
+        return (0, 0);
+    }
+    // The value lies in [10^e, 10^(e+1)).
+    let e = v.ilog10() as i32 - scale as i32;
+    let weight = e.div_euclid(4);
+    let shift = scale as i32 + 4 * weight;
+    let digit = if shift >= 0 {
+        v / 10u128.pow(shift as u32)
+    } else {
+        v * 10u128.pow((-shift) as u32)
+    };
+    (weight, digit)
+}
+
+/// PostgreSQL's scale for `(n / 10^ns) / (d / 10^ds)` (`select_div_scale`).
+fn quotient_scale(n: i128, ns: i8, d: i128, ds: i8) -> i32 {
+    let (w1, f1) = first_digit(n, ns);
+    let (w2, f2) = first_digit(d, ds);
+    let weight = w1 - w2 - i32::from(f1 <= f2);
+    (16 - 4 * weight).max(ns as i32).max(ds as i32).max(0)
+}
+
+/// `(n / 10^ns) / (d / 10^ds)` rounded half away from zero at PostgreSQL's
+/// scale (at most `RESULT_SCALE`), kept at `RESULT_SCALE`. `None` if it
+/// does not fit.
 fn divide(n: i128, ns: i8, d: i128, ds: i8) -> Option<i128> {
-    let shift = RESULT_SCALE as i32 + ds as i32 - ns as i32;
+    let scale = quotient_scale(n, ns, d, ds).min(RESULT_SCALE as i32);
+    let shift = scale + ds as i32 - ns as i32;
     let (mut num, mut den) = (n, d);
     if shift >= 0 {
         num = num.checked_mul(10i128.checked_pow(shift as u32)?)?;
@@ -65,11 +111,48 @@ fn divide(n: i128, ns: i8, d: i128, ds: i8) -> Option<i128> {
     }
     let (q, r) = (num / den, num % den);
     let round_up = r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs();
-    Some(if round_up {
+    let q = if round_up {
         q + (num.signum() * den.signum())
     } else {
         q
-    })
+    };
+    q.checked_mul(10i128.pow((RESULT_SCALE as i32 - scale) as u32))
+        .filter(|q| q.unsigned_abs() < 10u128.pow(38))
+}
+
+/// A quotient (`QUOTIENT_TYPE`, unscaled `v`) as PostgreSQL prints it: at
+/// `16 - 4 * w` decimals for its base-10,000 weight `w` (20 - 4 * w for an
+/// exact power of 10,000, whose operands' first digits were equal), or as
+/// many as its digits need, within 0 to 20.
+pub fn quotient_text(v: i128) -> String {
+    let scale = RESULT_SCALE as i32;
+    let magnitude = v.unsigned_abs();
+    let shown = if magnitude == 0 {
+        scale
+    } else {
+        let (weight, digit) = first_digit(v, RESULT_SCALE);
+        let power = digit == 1 && magnitude == 10u128.pow((scale + 4 * weight).max(0) as u32);
+        let least = if power {
+            20 - 4 * weight
+        } else {
+            16 - 4 * weight
+        };
+        let mut zeros = 0;
+        let mut rest = magnitude;
+        while zeros < scale && rest.is_multiple_of(10) {
+            rest /= 10;
+            zeros += 1;
+        }
+        least.max(scale - zeros).clamp(0, scale)
+    };
+    let unit = 10u128.pow(scale as u32);
+    let whole = magnitude / unit;
+    let sign = if v < 0 { "-" } else { "" };
+    if shown == 0 {
+        return format!("{sign}{whole}");
+    }
+    let fraction = (magnitude % unit) / 10u128.pow((scale - shown) as u32);
+    format!("{sign}{whole}.{fraction:0width$}", width = shown as usize)
 }
 
 fn overflow() -> DataFusionError {
@@ -640,18 +723,36 @@ mod tests {
     use super::*;
 
     fn text(value: i128) -> String {
-        ScalarValue::Decimal128(Some(value), 38, RESULT_SCALE).to_string()
+        quotient_text(value)
     }
 
     #[test]
-    fn division_keeps_sixteen_decimals_and_rounds_half_away() {
-        // 7.0 / 2
-        assert_eq!(text(divide(70, 1, 2, 0).unwrap()), "3.5000000000000000");
-        // 2 / 3 and -2 / 3
-        assert_eq!(text(divide(2, 0, 3, 0).unwrap()), "0.6666666666666667");
-        assert_eq!(text(divide(-2, 0, 3, 0).unwrap()), "-0.6666666666666667");
-        // 685.50 / 7
-        assert_eq!(text(divide(68550, 2, 7, 0).unwrap()), "97.9285714285714286");
+    fn division_takes_postgres_scale_and_rounds_half_away() {
+        // Each as PostgreSQL 15 prints it.
+        for (n, ns, d, ds, expected) in [
+            (70, 1, 2, 0, "3.5000000000000000"),
+            (2, 0, 3, 0, "0.66666666666666666667"),
+            (-2, 0, 3, 0, "-0.66666666666666666667"),
+            (68550, 2, 7, 0, "97.9285714285714286"),
+            (1, 0, 3, 0, "0.33333333333333333333"),
+            (100000, 0, 3, 0, "33333.333333333333"),
+            (1000, 2, 4, 0, "2.5000000000000000"),
+            (3000001, 0, 2, 0, "1500000.500000000000"),
+            (123456789014, 0, 2, 0, "61728394507.00000000"),
+            (51, 0, 3, 0, "17.0000000000000000"),
+            (1, 0, 1, 0, "1.00000000000000000000"),
+            (2, 0, 2, 0, "1.00000000000000000000"),
+            (0, 0, 5, 0, "0.00000000000000000000"),
+            (15, 0, 1, 0, "15.0000000000000000"),
+            (1, 0, 2000, 0, "0.00050000000000000000"),
+            (10000, 0, 1, 0, "10000.0000000000000000"),
+        ] {
+            assert_eq!(
+                text(divide(n, ns, d, ds).unwrap()),
+                expected,
+                "{n}e-{ns} / {d}e-{ds}"
+            );
+        }
     }
 
     #[test]
@@ -663,10 +764,16 @@ mod tests {
         };
         let values: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(6)]));
         avg.update_batch(std::slice::from_ref(&values)).unwrap();
-        assert_eq!(avg.evaluate().unwrap().to_string(), "3.0000000000000000");
+        assert_eq!(
+            avg.evaluate().unwrap().to_string(),
+            "3.00000000000000000000"
+        );
         let one: ArrayRef = Arc::new(Int64Array::from(vec![6]));
         avg.retract_batch(&[one]).unwrap();
-        assert_eq!(avg.evaluate().unwrap().to_string(), "1.5000000000000000");
+        assert_eq!(
+            avg.evaluate().unwrap().to_string(),
+            "1.50000000000000000000"
+        );
 
         let mut other = NumericAvg {
             scale: 0,
@@ -680,6 +787,9 @@ mod tests {
             .map(|s| s.to_array().unwrap())
             .collect();
         other.merge_batch(&state).unwrap();
-        assert_eq!(other.evaluate().unwrap().to_string(), "1.5000000000000000");
+        assert_eq!(
+            other.evaluate().unwrap().to_string(),
+            "1.50000000000000000000"
+        );
     }
 }

@@ -30,7 +30,8 @@ use datafusion::arrow::error::ArrowError;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldFormat;
 
-use crate::catalog::PG_TYPE_KEY;
+use crate::catalog::{DEFAULT_NUMERIC_SCALE, PG_TYPE_KEY};
+use crate::query::pg_numeric::{QUOTIENT_TYPE, quotient_text};
 
 /// Renders the text-format columns that need it; others pass through.
 /// `schema` is the result's schema, whose field metadata tells jsonb columns
@@ -76,6 +77,28 @@ pub fn render(
         return Ok(batch);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// The scales of `numeric` without a scale: a column's
+/// (`DEFAULT_NUMERIC_SCALE`) and DataFusion's cast to `numeric` (10).
+const UNCONSTRAINED_SCALES: [i8; 2] = [DEFAULT_NUMERIC_SCALE, 10];
+
+/// `v / 10^scale` with as few decimals as its digits need.
+fn unpadded_text(v: i128, scale: i8) -> String {
+    let magnitude = v.unsigned_abs();
+    let unit = 10u128.pow(scale as u32);
+    let sign = if v < 0 { "-" } else { "" };
+    let (whole, mut fraction) = (magnitude / unit, magnitude % unit);
+    let mut digits = scale as usize;
+    while digits > 0 && fraction.is_multiple_of(10) {
+        fraction /= 10;
+        digits -= 1;
+    }
+    if digits == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction:0digits$}")
+    }
 }
 
 fn render_column(column: &ArrayRef, time_zone: &str) -> Result<Option<ArrayRef>, ArrowError> {
@@ -131,6 +154,25 @@ fn render_column(column: &ArrayRef, time_zone: &str) -> Result<Option<ArrayRef>,
         // Arrow's own text is PostgreSQL's (`-1.50`) and exact at any size;
         // the encoder's goes through a 96-bit decimal and refuses more than
         // 28 digits (avg(bigint) of 1e13).
+        // A quotient is printed at each value's own scale, as PostgreSQL's
+        // numeric is.
+        t if *t == QUOTIENT_TYPE => column
+            .as_primitive::<Decimal128Type>()
+            .iter()
+            .map(|v| v.map(quotient_text))
+            .collect(),
+        // An unconstrained numeric (a column's, or a cast's) has no scale in
+        // PostgreSQL but its value's: printed without trailing zeros, a
+        // value reads as it was written (`1.5`, `2`), where the stored scale
+        // would pad it (`1.500000`).
+        DataType::Decimal128(38, scale) if UNCONSTRAINED_SCALES.contains(scale) => {
+            let scale = *scale;
+            column
+                .as_primitive::<Decimal128Type>()
+                .iter()
+                .map(|v| v.map(|v| unpadded_text(v, scale)))
+                .collect()
+        }
         DataType::Decimal128(..) => return Ok(Some(cast(column, &DataType::Utf8)?)),
         DataType::Interval(_) => intervals(column)?
             .iter()
@@ -400,6 +442,20 @@ mod tests {
     use datafusion::arrow::array::{Float64Array, TimestampMicrosecondArray};
 
     use super::*;
+
+    #[test]
+    fn unconstrained_numerics_drop_trailing_zeros() {
+        for (v, scale, expected) in [
+            (1_500_000, 6, "1.5"),
+            (2_000_000, 6, "2"),
+            (-125_000, 6, "-0.125"),
+            (0, 6, "0"),
+            (125_000_000_000, 10, "12.5"),
+            (-7, 6, "-0.000007"),
+        ] {
+            assert_eq!(unpadded_text(v, scale), expected);
+        }
+    }
 
     /// Expected bytes from PostgreSQL 15's `numeric_send`.
     #[test]
