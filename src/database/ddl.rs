@@ -242,29 +242,34 @@ impl Database {
         search_schema: &str,
     ) -> Result<Outcome> {
         let _ddl = self.ddl.lock().await;
+        // Every name is checked before anything is dropped: a statement that
+        // fails drops nothing, as in PostgreSQL.
+        let mut targets = Vec::with_capacity(names.len());
         for name in names {
             let (schema, table) = self.resolve_name(name, search_schema)?;
-            let id = {
-                let catalog = self.catalog.read().expect("catalog lock poisoned");
-                match catalog.table(&schema, &table) {
-                    Some(def) => def.id,
-                    None if catalog.object(&schema, &table).is_some() => {
-                        return Err(Error::WrongObjectType(format!(
-                            "\"{table}\" is not a table"
-                        )));
-                    }
-                    None if if_exists => {
-                        notice::missing_skipping("table", &table);
-                        continue;
-                    }
-                    None => {
-                        return Err(Error::DropMissing {
-                            kind: "table",
-                            name: table,
-                        });
-                    }
+            let catalog = self.catalog.read().expect("catalog lock poisoned");
+            match catalog.table(&schema, &table) {
+                Some(def) => targets.push((schema, table, def.id)),
+                None if catalog.object(&schema, &table).is_some() => {
+                    return Err(Error::WrongObjectType(format!(
+                        "\"{table}\" is not a table"
+                    )));
                 }
-            };
+                None if if_exists => notice::missing_skipping("table", &table),
+                None => {
+                    return Err(Error::DropMissing {
+                        kind: "table",
+                        name: table,
+                    });
+                }
+            }
+        }
+        if !cascade {
+            for (_, table, id) in &targets {
+                self.refuse_dependents(Object::Table(*id), &format!("table {table}"))?;
+            }
+        }
+        for (schema, table, id) in targets {
             // In-flight writes to the table finish first (they hold its
             // writer lock until their change is applied), and no new one
             // starts while it goes: an acknowledged write never lands in a

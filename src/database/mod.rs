@@ -553,6 +553,15 @@ impl Database {
             && truncate.table_names.len() > 1
         {
             // One table at a time: DataFusion plans TRUNCATE of one table.
+            // Every name is checked first, so that a missing one truncates
+            // nothing.
+            for target in &truncate.table_names {
+                let (schema, table) = self.resolve_name(&target.name, schema)?;
+                let catalog = self.catalog.read().expect("catalog lock poisoned");
+                if catalog.table(&schema, &table).is_none() {
+                    return Err(Error::UndefinedTable(table));
+                }
+            }
             for target in &truncate.table_names {
                 let mut single = truncate.clone();
                 single.table_names = vec![target.clone()];

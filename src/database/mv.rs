@@ -303,33 +303,53 @@ impl Database {
         search_schema: &str,
     ) -> Result<Outcome> {
         let _ddl = self.ddl.lock().await;
+        // Every name is checked first: a statement that fails drops nothing.
+        let mut targets = Vec::with_capacity(names.len());
         for name in names {
             let (schema, view) = self.resolve_name(name, search_schema)?;
-            let def = {
-                let catalog = self.catalog.read().expect("catalog lock poisoned");
-                match catalog.mv(&schema, &view) {
-                    Some(def) => def.clone(),
-                    None if catalog.object(&schema, &view).is_some() => {
-                        return Err(Error::WrongObjectType(format!(
-                            "\"{view}\" is not a materialized view"
-                        )));
-                    }
-                    None if if_exists => {
-                        notice::missing_skipping("materialized view", &view);
-                        continue;
-                    }
-                    None => return Err(Error::UndefinedTable(view)),
+            let catalog = self.catalog.read().expect("catalog lock poisoned");
+            match catalog.mv(&schema, &view) {
+                Some(def) => targets.push((def.id, format!("materialized view {view}"))),
+                None if catalog.object(&schema, &view).is_some() => {
+                    return Err(Error::WrongObjectType(format!(
+                        "\"{view}\" is not a materialized view"
+                    )));
                 }
-            };
-            self.drop_relation(
-                Object::Mv(def.id),
-                &format!("materialized view {view}"),
-                cascade,
-            )
-            .await?;
+                None if if_exists => notice::missing_skipping("materialized view", &view),
+                None => return Err(Error::UndefinedTable(view)),
+            }
+        }
+        if !cascade {
+            for (id, what) in &targets {
+                self.refuse_dependents(Object::Mv(*id), what)?;
+            }
+        }
+        for (id, what) in targets {
+            self.drop_relation(Object::Mv(id), &what, cascade).await?;
         }
         self.store.flush().await?;
         Ok(Outcome::command("DROP MATERIALIZED VIEW"))
+    }
+
+    /// 2BP01 if an MV or a view names `object`.
+    pub(super) fn refuse_dependents(&self, object: Object, what: &str) -> Result<()> {
+        let dependents = self
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .dependents_of(object);
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        let detail = dependents
+            .iter()
+            .map(|d| format!("{} depends on {what}", d.describe()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Err(Error::DependentObjects {
+            what: what.to_string(),
+            detail,
+        })
     }
 
     /// Drops the MVs and views that name `object` (all of them, deepest
@@ -341,22 +361,14 @@ impl Database {
         what: &str,
         cascade: bool,
     ) -> Result<()> {
+        if !cascade {
+            self.refuse_dependents(object, what)?;
+        }
         let dependents = self
             .catalog
             .read()
             .expect("catalog lock poisoned")
             .dependents_of(object);
-        if !dependents.is_empty() && !cascade {
-            let detail = dependents
-                .iter()
-                .map(|d| format!("{} depends on {what}", d.describe()))
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(Error::DependentObjects {
-                what: what.to_string(),
-                detail,
-            });
-        }
         for dependent in dependents {
             let object = match &dependent {
                 Dependent::Mv(def) => Object::Mv(def.id),

@@ -257,29 +257,32 @@ impl Database {
         search_schema: &str,
     ) -> Result<Outcome> {
         let _ddl = self.ddl.lock().await;
+        // Every name is checked first: a statement that fails drops nothing.
+        let mut targets = Vec::with_capacity(names.len());
         for name in names {
             let (schema, view) = self.resolve_name(name, search_schema)?;
-            let id = {
-                let catalog = self.catalog.read().expect("catalog lock poisoned");
-                match catalog.object(&schema, &view) {
-                    Some(Object::View(id)) => id,
-                    Some(_) => {
-                        return Err(Error::WrongObjectType(format!("\"{view}\" is not a view")));
-                    }
-                    None if if_exists => {
-                        notice::missing_skipping("view", &view);
-                        continue;
-                    }
-                    None => {
-                        return Err(Error::DropMissing {
-                            kind: "view",
-                            name: view,
-                        });
-                    }
+            let catalog = self.catalog.read().expect("catalog lock poisoned");
+            match catalog.object(&schema, &view) {
+                Some(Object::View(id)) => targets.push((id, format!("view {view}"))),
+                Some(_) => {
+                    return Err(Error::WrongObjectType(format!("\"{view}\" is not a view")));
                 }
-            };
-            self.drop_relation(Object::View(id), &format!("view {view}"), cascade)
-                .await?;
+                None if if_exists => notice::missing_skipping("view", &view),
+                None => {
+                    return Err(Error::DropMissing {
+                        kind: "view",
+                        name: view,
+                    });
+                }
+            }
+        }
+        if !cascade {
+            for (id, what) in &targets {
+                self.refuse_dependents(Object::View(*id), what)?;
+            }
+        }
+        for (id, what) in targets {
+            self.drop_relation(Object::View(id), &what, cascade).await?;
         }
         self.store.flush().await?;
         Ok(Outcome::command("DROP VIEW"))

@@ -31,7 +31,6 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{
     Aggregate, Distinct, Expr, FetchType, LogicalPlan, SkipType, SortExpr, Volatility,
 };
-use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::collect;
 
@@ -170,22 +169,7 @@ impl Planner {
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         check_expr(expr)?;
         let physical = self.session.create_physical_expr(expr.clone(), schema)?;
-        Ok(physical
-            .transform_up(|e| {
-                Ok(match e.downcast_ref::<BinaryExpr>() {
-                    Some(binary) => Transformed::yes(Arc::new(
-                        BinaryExpr::new(
-                            binary.left().clone(),
-                            *binary.op(),
-                            binary.right().clone(),
-                        )
-                        .with_fail_on_overflow(true),
-                    )
-                        as Arc<dyn PhysicalExpr>),
-                    None => Transformed::no(e),
-                })
-            })?
-            .data)
+        Ok(crate::query::checked_arithmetic::checked(physical)?.data)
     }
 
     fn sort_exprs(&self, exprs: &[SortExpr], schema: &DFSchema) -> Result<Vec<PhysicalSortExpr>> {

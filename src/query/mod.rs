@@ -1,6 +1,7 @@
 //! Batch queries: DataFusion over table snapshots, plus the PostgreSQL
 //! catalogs clients expect to find (`pg_catalog`, `information_schema`).
 
+pub mod checked_arithmetic;
 pub mod dml;
 mod mv_table;
 pub mod nextval;
@@ -237,7 +238,13 @@ pub fn new_context(memory_limit: Option<usize>) -> Result<SessionContext> {
     if let Some(limit) = memory_limit {
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
-    let mut ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime.build_arc()?)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(checked_arithmetic::CheckedArithmetic))
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE_NAME, Roles).map_err(|e| *e)?;
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Avg::default()));
     ctx.register_udaf(AggregateUDF::from(pg_numeric::Sum::default()));
