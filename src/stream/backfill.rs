@@ -23,9 +23,8 @@ use crate::catalog::{MvId, Relation};
 use crate::state::{Chunks, MvData};
 
 /// The most rows fed in one step when no rate limit applies: big enough
-/// that per-step costs (each step re-emits the groups it touches) stay
-/// small against the rows, small enough that other views' epochs wait at
-/// most a few tens of milliseconds.
+/// that per-step costs stay small against the rows, small enough that
+/// other views' epochs wait at most a few tens of milliseconds.
 pub const STEP_ROWS: usize = 1 << 20;
 
 pub struct Backfill {
