@@ -83,6 +83,9 @@ fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
 }
 
 fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    if let Some(float) = decimal_literal_as_float(&expr) {
+        return Ok(Transformed::yes(float));
+    }
     if let Expr::ScalarFunction(function) = &expr {
         return rewrite_function(function, schema).map(|new| match new {
             Some(new) => Transformed::yes(new),
@@ -90,6 +93,27 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         });
     }
     rewrite_arithmetic(expr, schema)
+}
+
+/// A decimal literal cast to a float (`1e15::float8`) as the float nearest
+/// its digits, as PostgreSQL reads it. Arrow's cast divides by a power of
+/// ten that a float cannot hold exactly for a negative or a large scale
+/// (`1e15` is 1 at scale -15, and `1 / 1e-15` is 999999999999999.9).
+fn decimal_literal_as_float(expr: &Expr) -> Option<Expr> {
+    let Expr::Cast(cast) = expr else {
+        return None;
+    };
+    let Expr::Literal(ScalarValue::Decimal128(Some(unscaled), _, scale), _) = cast.expr.as_ref()
+    else {
+        return None;
+    };
+    let digits = format!("{unscaled}e{}", -i32::from(*scale));
+    let value = match cast.field.data_type() {
+        DataType::Float64 => ScalarValue::Float64(Some(digits.parse().ok()?)),
+        DataType::Float32 => ScalarValue::Float32(Some(digits.parse().ok()?)),
+        _ => return None,
+    };
+    Some(Expr::Literal(value, None))
 }
 
 /// Function calls whose PostgreSQL meaning differs from DataFusion's.
