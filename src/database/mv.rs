@@ -338,18 +338,7 @@ impl Database {
             .read()
             .expect("catalog lock poisoned")
             .dependents_of(object);
-        if dependents.is_empty() {
-            return Ok(());
-        }
-        let detail = dependents
-            .iter()
-            .map(|d| format!("{} depends on {what}", d.describe()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        Err(Error::DependentObjects {
-            what: what.to_string(),
-            detail,
-        })
+        refuse(&dependents, what)
     }
 
     /// Drops the MVs and views that name `object` (all of them, deepest
@@ -361,14 +350,14 @@ impl Database {
         what: &str,
         cascade: bool,
     ) -> Result<()> {
-        if !cascade {
-            self.refuse_dependents(object, what)?;
-        }
         let dependents = self
             .catalog
             .read()
             .expect("catalog lock poisoned")
             .dependents_of(object);
+        if !cascade {
+            refuse(&dependents, what)?;
+        }
         for dependent in dependents {
             let object = match &dependent {
                 Dependent::Mv(def) => Object::Mv(def.id),
@@ -475,4 +464,21 @@ impl Database {
         });
         found
     }
+}
+
+/// 2BP01 naming each of `dependents`, if there are any, as depending on
+/// `what`.
+fn refuse(dependents: &[Dependent], what: &str) -> Result<()> {
+    if dependents.is_empty() {
+        return Ok(());
+    }
+    let detail = dependents
+        .iter()
+        .map(|d| format!("{} depends on {what}", d.describe()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(Error::DependentObjects {
+        what: what.to_string(),
+        detail,
+    })
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::Result;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, Projection, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
@@ -62,8 +62,32 @@ static NULLABLE: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
     }))
 });
 
-/// `plan` with every scalar subquery typed nullable, at any depth.
+/// `plan` with every scalar subquery typed nullable, at any depth. A plan
+/// without such a subquery (nearly every statement) is returned as it is,
+/// without being typed again.
 pub fn mend(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut needed = false;
+    plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                if let Expr::ScalarSubquery(subquery) = e
+                    && !subquery.subquery.schema().field(0).is_nullable()
+                {
+                    needed = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if needed {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if !needed {
+        return Ok(plan);
+    }
     Ok(plan
         .transform_up_with_subqueries(|node| {
             let node = node.map_expressions(|expr| {

@@ -29,14 +29,18 @@ const VECTOR_COLUMNS: [&str; 7] = [
     "stxkeys",
 ];
 
-/// The column a bare or qualified name ends in, if it is a vector column.
-fn vector_column(expr: &Expr) -> bool {
+/// Whether `expr` is a bare or qualified name of a column in `columns`.
+fn names_one_of(expr: &Expr, columns: &[&str]) -> bool {
     let last = match expr {
         Expr::Identifier(ident) => Some(ident),
         Expr::CompoundIdentifier(parts) => parts.last(),
         _ => None,
     };
-    last.is_some_and(|ident| VECTOR_COLUMNS.contains(&super::ident_name(ident).as_str()))
+    last.is_some_and(|ident| columns.contains(&super::ident_name(ident).as_str()))
+}
+
+fn vector_column(expr: &Expr) -> bool {
+    names_one_of(expr, &VECTOR_COLUMNS)
 }
 
 /// Catalog array columns that are NULL in every row here (no options, no
@@ -86,22 +90,7 @@ fn unnests_a_null_array(query: &Query) -> bool {
 }
 
 fn null_array_column(expr: &Expr) -> bool {
-    let last = match expr {
-        Expr::Identifier(ident) => Some(ident),
-        Expr::CompoundIdentifier(parts) => parts.last(),
-        _ => None,
-    };
-    last.is_some_and(|ident| NULL_ARRAYS.contains(&super::ident_name(ident).as_str()))
-}
-
-/// Whether `expr` names `pg_proc.proacl`, bare or qualified.
-fn text_acl_column(expr: &Expr) -> bool {
-    let last = match expr {
-        Expr::Identifier(ident) => Some(ident),
-        Expr::CompoundIdentifier(parts) => parts.last(),
-        _ => None,
-    };
-    last.is_some_and(|ident| super::ident_name(ident) == "proacl")
+    names_one_of(expr, &NULL_ARRAYS)
 }
 
 pub fn rewrite(statement: &mut Statement) {
@@ -115,7 +104,7 @@ pub fn rewrite(statement: &mut Statement) {
                 .is_some_and(|i| i.value.eq_ignore_ascii_case("array_to_string"))
             && let FunctionArguments::List(list) = &mut function.args
             && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first_mut()
-            && text_acl_column(first)
+            && names_one_of(first, &["proacl"])
             && let Ok(elements) =
                 super::parse_expr(&format!("string_to_array(btrim({first}, '{{}}'), ',')"))
         {

@@ -39,7 +39,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
     LimitClause, OrderBy, OrderByKind, Query, SelectItem, SetExpr, TableAlias, TableAliasColumnDef,
-    TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions,
+    visit_expressions_mut,
 };
 
 struct FetchToLimit;
@@ -293,15 +294,15 @@ impl VisitorMut for SubqueryValues {
         let SetExpr::Values(values) = query.body.as_ref() else {
             return ControlFlow::Continue(());
         };
-        let mut values = values.clone();
-        let mut has_subquery = false;
-        let _ = visit_expressions_mut(&mut values.rows, |expr| {
-            has_subquery |= matches!(expr, Expr::Subquery(_));
-            ControlFlow::<()>::Continue(())
-        });
+        let has_subquery = visit_expressions(&values.rows, |expr| match expr {
+            Expr::Subquery(_) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break();
         if !has_subquery {
             return ControlFlow::Continue(());
         }
+        let mut values = values.clone();
         // Each row's ordinal goes along, so that the rows come out in
         // their order, as PostgreSQL gives them.
         let width = values.rows.first().map_or(0, |r| r.len());
