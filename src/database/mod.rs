@@ -490,15 +490,49 @@ impl Database {
         for function in crate::query::session_functions(schema, &self.relation_namespaces) {
             state.register_udf(Arc::new(function))?;
         }
-        let mut statement = statement.clone();
-        crate::sql::dedupe_projection(&mut statement);
-        crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
-        crate::sql::rewrite_casts(&mut statement);
-        crate::sql::rewrite_clauses(&mut statement);
-        let plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await?;
+        let prepare = || -> Result<Statement> {
+            let mut statement = statement.clone();
+            crate::sql::dedupe_projection(&mut statement);
+            crate::sql::rewrite_dml(&mut statement, |name| self.column_defaults(name, schema))?;
+            crate::sql::rewrite_casts(&mut statement);
+            crate::sql::rewrite_clauses(&mut statement);
+            Ok(statement)
+        };
+        let plan = match state
+            .statement_to_plan(DfStatement::Statement(Box::new(prepare()?)))
+            .await
+        {
+            Err(e) if crate::query::is_grouping_error(&e) => {
+                // Columns that depend on a grouped primary key are grouped
+                // too, and the statement planned again (only now: the
+                // rewrite reads the catalog).
+                let mut statement = prepare()?;
+                if !crate::sql::group_by_dependents(&mut statement, |name| {
+                    self.keyed_table(name, schema)
+                }) {
+                    return Err(e.into());
+                }
+                state
+                    .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+                    .await?
+            }
+            planned => planned?,
+        };
         Ok(crate::query::subqueries::mend(plan)?)
+    }
+
+    fn keyed_table(&self, name: &ObjectName, schema: &str) -> Option<crate::sql::KeyedTable> {
+        let (schema, table) = self.resolve_name(name, schema).ok()?;
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        let def = catalog.table(&schema, &table)?;
+        Some(crate::sql::KeyedTable {
+            key: def
+                .primary_key
+                .iter()
+                .map(|&i| def.columns[i].name.clone())
+                .collect(),
+            columns: def.columns.iter().map(|c| c.name.clone()).collect(),
+        })
     }
 
     fn column_defaults(

@@ -38,18 +38,13 @@ pub(super) fn column_names(
             position: None,
         });
     }
-    let names = crate::sql::output_names(statement);
+    let names = crate::sql::output_names(statement, fields.len());
     let mut chosen: Vec<String> = Vec::new();
     for (i, field) in fields.iter().enumerate() {
         let name = columns
             .get(i)
             .cloned()
-            .or_else(|| {
-                names
-                    .as_ref()
-                    .filter(|n| n.len() == fields.len())
-                    .and_then(|n| n[i].clone())
-            })
+            .or_else(|| names.as_ref().and_then(|n| n[i].clone()))
             .unwrap_or_else(|| field.name().clone());
         if chosen.contains(&name) {
             return Err(Error::DuplicateColumn(name));

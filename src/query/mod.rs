@@ -44,6 +44,18 @@ pub const DATABASE_NAME: &str = "freshet";
 /// The version string clients read from `server_version` and `version()`.
 /// The PostgreSQL number is the protocol level we follow, so that drivers pick
 /// their modern code paths.
+/// Whether DataFusion's message refuses a column that is neither grouped
+/// nor aggregated (PostgreSQL's 42803).
+pub fn is_grouping_message(message: &str) -> bool {
+    message.contains("must appear in the GROUP BY clause")
+        || message.contains("must be in GROUP BY or an aggregate function")
+}
+
+/// Whether planning failed with DataFusion's grouping error.
+pub fn is_grouping_error(error: &datafusion::error::DataFusionError) -> bool {
+    is_grouping_message(&error.to_string())
+}
+
 pub fn server_version() -> String {
     format!("16.6 (Freshet {})", env!("CARGO_PKG_VERSION"))
 }

@@ -169,9 +169,7 @@ fn classify_plan(message: &str) -> (&'static str, String) {
     if message.starts_with("Invalid function") || message.contains("No function matches") {
         return ("42883", message.to_string());
     }
-    if message.contains("must appear in the GROUP BY clause")
-        || message.contains("must be in GROUP BY or an aggregate function")
-    {
+    if crate::query::is_grouping_message(message) {
         return ("42803", message.to_string());
     }
     if message.contains("Cannot coerce arithmetic expression")

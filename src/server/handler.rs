@@ -519,17 +519,15 @@ pub(super) fn fields_for(
 /// Gives result columns PostgreSQL's names where DataFusion's differ
 /// (`?column?`, `upper`, `int8`).
 pub(super) fn rename_columns(schema: &SchemaRef, statement: &Statement) -> SchemaRef {
-    match sql::output_names(statement) {
+    match sql::output_names(statement, schema.fields().len()) {
         Some(names) => renamed(schema, names),
         None => schema.clone(),
     }
 }
 
-/// `schema` with its columns named `names` (`None` keeps a column's name).
+/// `schema` with its columns named `names`, one per column (`None` keeps a
+/// column's name).
 fn renamed(schema: &SchemaRef, names: Vec<Option<String>>) -> SchemaRef {
-    if names.len() != schema.fields().len() {
-        return schema.clone();
-    }
     let fields: Vec<Field> = schema
         .fields()
         .iter()

@@ -11,6 +11,7 @@ mod catalog_vectors;
 mod catalog_views;
 mod clauses;
 pub mod cursor;
+mod grouping;
 mod literal_insert;
 mod names;
 mod precedence;
@@ -20,6 +21,7 @@ mod rewrite;
 
 pub use casts::{expression_sql, rewrite_casts};
 pub use clauses::rewrite_clauses;
+pub use grouping::{KeyedTable, group_by_dependents};
 pub use names::{dedupe_projection, item_name, output_names};
 pub use rewrite::{ColumnDefaults, rewrite_dml};
 

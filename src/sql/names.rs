@@ -15,33 +15,84 @@ use crate::catalog::ColumnType;
 
 const UNNAMED: &str = "?column?";
 
-/// PostgreSQL's name for each output column of a query, `None` where the
-/// name DataFusion gives is already right (aliases, plain columns). `None`
-/// overall when the statement is not a query or its columns cannot be
-/// lined up with the select list (a `*` in it).
-pub fn output_names(statement: &Statement) -> Option<Vec<Option<String>>> {
+/// PostgreSQL's name for each of a query's `width` output columns, `None`
+/// where the name DataFusion gives is already right (aliases, plain
+/// columns, the columns a `*` expands to). `None` overall when the
+/// statement is not a query or its columns cannot be lined up with the
+/// select list.
+pub fn output_names(statement: &Statement, width: usize) -> Option<Vec<Option<String>>> {
     match statement {
-        Statement::Query(query) => query_names(query),
+        Statement::Query(query) => line_up(query_names(query)?, width),
         _ => None,
     }
 }
 
-fn query_names(query: &Query) -> Option<Vec<Option<String>>> {
+/// One select item's name, or a `*` that expands to columns of its own.
+enum Slot {
+    Named(Option<String>),
+    Star,
+}
+
+/// The names of `width` columns from the select list's slots: items before
+/// the first `*` line up from the start, items after the last one from the
+/// end; the columns of one `*` keep their names. Items between two stars
+/// cannot be placed and keep theirs too.
+fn line_up(slots: Vec<Slot>, width: usize) -> Option<Vec<Option<String>>> {
+    let stars = slots.iter().filter(|s| matches!(s, Slot::Star)).count();
+    if stars == 0 {
+        return (slots.len() == width).then(|| {
+            slots
+                .into_iter()
+                .map(|s| match s {
+                    Slot::Named(name) => name,
+                    Slot::Star => None,
+                })
+                .collect()
+        });
+    }
+    let leading = slots
+        .iter()
+        .take_while(|s| matches!(s, Slot::Named(_)))
+        .count();
+    let trailing = slots
+        .iter()
+        .rev()
+        .take_while(|s| matches!(s, Slot::Named(_)))
+        .count();
+    if leading + trailing > width {
+        return None;
+    }
+    let mut names = vec![None; width];
+    for (i, slot) in slots.iter().enumerate() {
+        if let Slot::Named(name) = slot {
+            if i < leading {
+                names[i] = name.clone();
+            } else if i >= slots.len() - trailing {
+                names[width - (slots.len() - i)] = name.clone();
+            }
+        }
+    }
+    Some(names)
+}
+
+fn query_names(query: &Query) -> Option<Vec<Slot>> {
     set_expr_names(&query.body)
 }
 
-fn set_expr_names(body: &SetExpr) -> Option<Vec<Option<String>>> {
+fn set_expr_names(body: &SetExpr) -> Option<Vec<Slot>> {
     match body {
-        SetExpr::Select(select) => select
-            .projection
-            .iter()
-            .map(|item| match item {
-                SelectItem::UnnamedExpr(expr) => Some(unaliased_name(expr)),
-                SelectItem::ExprWithAlias { alias, .. } => Some(Some(ident_name(alias))),
-                SelectItem::ExprWithAliases { .. } => Some(None),
-                _ => None,
-            })
-            .collect(),
+        SetExpr::Select(select) => Some(
+            select
+                .projection
+                .iter()
+                .map(|item| match item {
+                    SelectItem::UnnamedExpr(expr) => Slot::Named(unaliased_name(expr)),
+                    SelectItem::ExprWithAlias { alias, .. } => Slot::Named(Some(ident_name(alias))),
+                    SelectItem::ExprWithAliases { .. } => Slot::Named(None),
+                    SelectItem::QualifiedWildcard(..) | SelectItem::Wildcard(_) => Slot::Star,
+                })
+                .collect(),
+        ),
         SetExpr::Query(query) => query_names(query),
         SetExpr::SetOperation { left, .. } => set_expr_names(left),
         _ => None,
@@ -144,8 +195,10 @@ fn figure_name(expr: &Expr) -> String {
         Expr::Exists { .. } => "exists".into(),
         Expr::Array(_) => "array".into(),
         Expr::Subquery(query) => query_names(query)
-            .and_then(|names| names.into_iter().next())
-            .flatten()
+            .and_then(|names| match names.into_iter().next() {
+                Some(Slot::Named(name)) => name,
+                _ => None,
+            })
             .unwrap_or_else(|| UNNAMED.into()),
         _ => UNNAMED.into(),
     }
@@ -164,8 +217,17 @@ mod tests {
     use super::*;
     use crate::sql::parse;
 
+    /// The names of a query whose `*`s expand to no columns.
     fn names(sql: &str) -> Option<Vec<Option<String>>> {
-        output_names(&parse(sql).unwrap()[0])
+        let statement = parse(sql).unwrap().remove(0);
+        let Statement::Query(query) = &statement else {
+            return output_names(&statement, 0);
+        };
+        let width = query_names(query)?
+            .iter()
+            .filter(|s| matches!(s, Slot::Named(_)))
+            .count();
+        output_names(&statement, width)
     }
 
     fn some(values: &[&str]) -> Option<Vec<Option<String>>> {
@@ -196,8 +258,25 @@ mod tests {
     }
 
     #[test]
-    fn leaves_wildcards_and_non_queries_alone() {
-        assert_eq!(names("SELECT *, 1 FROM t"), None);
+    fn lines_up_items_around_wildcards() {
+        let statement = parse("SELECT 1, *, count(*) FROM t").unwrap().remove(0);
+        assert_eq!(
+            output_names(&statement, 4),
+            Some(vec![
+                Some("?column?".into()),
+                None,
+                None,
+                Some("count".into())
+            ])
+        );
+        let statement = parse("SELECT t.*, 1, u.*, upper(s) FROM t, u")
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            output_names(&statement, 5),
+            Some(vec![None, None, None, None, Some("upper".into())])
+        );
+        assert_eq!(output_names(&statement, 0), None);
         assert_eq!(names("INSERT INTO t VALUES (1)"), None);
     }
 

@@ -4,13 +4,15 @@
 //! State: both inputs, indexed by the join key (arrow-row bytes), each key
 //! holding the weighted multiset of its rows.
 //!
-//! Inner joins use the bilinear rule, d(A ⋈ B) = dA ⋈ B + (A + dA) ⋈ dB,
-//! so an epoch costs the size of its output, not of the keys it touches.
-//! Every other kind is recomputed per touched key: the key's output before
-//! the epoch (from the old state) and after (from the new), emitted as
-//! new - old. That is what makes outer-join NULL padding appear and vanish
-//! as matches come and go, and semi/anti joins flip when a key's last match
-//! leaves, without per-row match counters.
+//! Matched pairs, of inner and outer joins alike, follow the bilinear rule,
+//! d(A ⋈ B) = dA ⋈ B + (A + dA) ⋈ dB, so an epoch costs the size of its
+//! output, not of the keys it touches. One-sided rows (outer joins' NULL
+//! padding, semi and anti joins' rows) depend on whether a row has any
+//! match, so they are recomputed per touched key: the key's one-sided rows
+//! before the epoch (from the old state) and after (from the new), emitted
+//! as new - old. That is what makes padding appear and vanish as matches
+//! come and go, and semi/anti joins flip when a key's last match leaves,
+//! without per-row match counters.
 //!
 //! A row whose key holds a NULL never matches (SQL equality), unless the
 //! join compares NULLs as equal (DataFusion plans INTERSECT and EXCEPT that
@@ -356,14 +358,15 @@ impl JoinOperator {
         batch(&self.pair_schema, columns, left.num_rows())
     }
 
-    /// The inner join's delta: dL ⋈ R + (L + dL) ⋈ dR. Each half is
-    /// decoded while the state it borrows from is as the rule needs it, so
-    /// no row is copied out of the state. The output is not consolidated:
-    /// every consumer takes any Z-set, and the view consolidates once.
-    fn step_inner(
+    /// The pairs' delta: dL ⋈ R + (L + dL) ⋈ dR, applying both deltas to
+    /// the state. Each half is decoded while the state it borrows from is
+    /// as the rule needs it, so no row is copied out of the state. The
+    /// output is not consolidated: every consumer takes any Z-set, and the
+    /// view consolidates once.
+    fn step_pairs(
         &mut self,
-        dl: KeyedDelta,
-        dr: KeyedDelta,
+        dl: &KeyedDelta,
+        dr: &KeyedDelta,
         ctx: &mut StepContext,
     ) -> Result<ZBatch, StreamError> {
         let mut pieces = Pieces::default();
@@ -377,7 +380,7 @@ impl JoinOperator {
             }
         }
         let first = self.assemble(&pieces, true, ctx)?;
-        Self::apply(&mut self.left, &dl);
+        Self::apply(&mut self.left, dl);
         let mut pieces = Pieces::default();
         for j in 0..dr.len() {
             let Some(matches) = dr.key(j).and_then(|k| self.left.get(k)) else {
@@ -389,13 +392,18 @@ impl JoinOperator {
             }
         }
         let second = self.assemble(&pieces, true, ctx)?;
-        Self::apply(&mut self.right, &dr);
+        Self::apply(&mut self.right, dr);
         ZBatch::concat(&output_schema(&self.spec.schema), &[first, second])
     }
 
-    /// The output of the given keys in the current state, as pieces whose
-    /// pairs already passed the condition.
-    fn output_of_keys(&self, keys: &[&[u8]], ctx: &mut StepContext) -> Result<ZBatch, StreamError> {
+    /// The one-sided output of the given keys in the current state: outer
+    /// joins' padded rows, semi and anti joins' rows. Pairs are not here:
+    /// they follow the bilinear rule (`step_pairs`).
+    fn one_sided_of_keys(
+        &self,
+        keys: &[&[u8]],
+        ctx: &mut StepContext,
+    ) -> Result<ZBatch, StreamError> {
         let emits = Emits::of(self.spec.join_type)?;
         let empty = RowCounts::new();
         if self.spec.multiset {
@@ -409,6 +417,13 @@ impl JoinOperator {
             let r = self.right.get(*key).unwrap_or(&empty);
             let l0 = lefts.len();
             let r0 = rights.len();
+            if self.spec.filter.is_none() {
+                // Without a condition every row of a key matches every row
+                // on the other side: no pair needs looking at.
+                lefts.extend(l.iter().map(|(row, w)| (&row[..], *w, r.len())));
+                rights.extend(r.iter().map(|(row, w)| (&row[..], *w, l.len())));
+                continue;
+            }
             lefts.extend(l.iter().map(|(row, w)| (&row[..], *w, 0)));
             rights.extend(r.iter().map(|(row, w)| (&row[..], *w, 0)));
             for li in l0..lefts.len() {
@@ -417,30 +432,21 @@ impl JoinOperator {
                 }
             }
         }
-        let matched: Vec<bool> = match &self.spec.filter {
-            Some(condition) if !candidates.is_empty() => {
-                let pairs = self.pair_batch(
-                    candidates
-                        .iter()
-                        .map(|&(li, ri)| (lefts[li].0, rights[ri].0)),
-                )?;
-                let mask = condition_mask(condition.as_ref(), &pairs, ctx)?;
-                mask.values().iter().collect()
-            }
-            _ => vec![true; candidates.len()],
-        };
-        let mut pieces = Pieces::default();
-        for (&(li, ri), ok) in candidates.iter().zip(&matched) {
-            if *ok {
-                lefts[li].2 += 1;
-                rights[ri].2 += 1;
-                if emits.pairs {
-                    pieces
-                        .pairs
-                        .push((lefts[li].0, rights[ri].0, lefts[li].1 * rights[ri].1));
+        if let (Some(condition), false) = (&self.spec.filter, candidates.is_empty()) {
+            let pairs = self.pair_batch(
+                candidates
+                    .iter()
+                    .map(|&(li, ri)| (lefts[li].0, rights[ri].0)),
+            )?;
+            let mask = condition_mask(condition.as_ref(), &pairs, ctx)?;
+            for (&(li, ri), ok) in candidates.iter().zip(mask.values().iter()) {
+                if ok {
+                    lefts[li].2 += 1;
+                    rights[ri].2 += 1;
                 }
             }
         }
+        let mut pieces = Pieces::default();
         for (row, w, matches) in &lefts {
             if (emits.left_unmatched && *matches == 0) || (emits.left_semi && *matches > 0) {
                 pieces.left_only.push((row, *w));
@@ -480,9 +486,9 @@ impl JoinOperator {
         self.assemble(&pieces, false, ctx)
     }
 
-    /// Outer, semi and anti joins: per touched key, new output - old output;
-    /// rows with a never-matching key pass straight through where unmatched
-    /// rows are emitted.
+    /// Outer, semi and anti joins: the pairs' delta, plus per touched key
+    /// new one-sided rows - old ones; rows with a never-matching key pass
+    /// straight through where unmatched rows are emitted.
     fn step_per_key(
         &mut self,
         dl: KeyedDelta,
@@ -503,10 +509,16 @@ impl JoinOperator {
         }
         let touched: Vec<Box<[u8]>> = touched.into_iter().collect();
         let keys: Vec<&[u8]> = touched.iter().map(|k| &k[..]).collect();
-        let old = self.output_of_keys(&keys, ctx)?;
-        Self::apply(&mut self.left, &dl);
-        Self::apply(&mut self.right, &dr);
-        let new = self.output_of_keys(&keys, ctx)?;
+        let schema = output_schema(&self.spec.schema);
+        let old = self.one_sided_of_keys(&keys, ctx)?;
+        let pairs = if emits.pairs {
+            self.step_pairs(&dl, &dr, ctx)?
+        } else {
+            Self::apply(&mut self.left, &dl);
+            Self::apply(&mut self.right, &dr);
+            ZBatch::empty(schema.clone())
+        };
+        let new = self.one_sided_of_keys(&keys, ctx)?;
         let mut pieces = Pieces::default();
         if emits.left_unmatched && pass_null_keys {
             for i in 0..dl.len() {
@@ -527,8 +539,9 @@ impl JoinOperator {
             }
         }
         let unmatchable = self.assemble(&pieces, false, ctx)?;
-        let schema = output_schema(&self.spec.schema);
-        ZBatch::concat(&schema, &[old.negate(), new, unmatchable])?.consolidate()
+        let one_sided =
+            ZBatch::concat(&schema, &[old.negate(), new, unmatchable])?.consolidate()?;
+        ZBatch::concat(&schema, &[pairs, one_sided])
     }
 }
 
@@ -673,7 +686,7 @@ impl Operator for JoinOperator {
         if self.spec.null_aware {
             self.step_not_in(kl, kr, ctx)
         } else if self.spec.join_type == JoinType::Inner {
-            self.step_inner(kl, kr, ctx)
+            self.step_pairs(&kl, &kr, ctx)
         } else {
             self.step_per_key(kl, kr, true, ctx)
         }
@@ -694,10 +707,11 @@ impl Operator for JoinOperator {
             .as_ref()
             .map(|f| format!(" filter {f}"))
             .unwrap_or_default();
-        let rule = if self.spec.join_type == JoinType::Inner {
-            "bilinear"
-        } else {
-            "recomputed per touched key"
+        let emits = Emits::of(self.spec.join_type);
+        let rule = match emits {
+            Ok(e) if e.pairs && self.spec.join_type == JoinType::Inner => "bilinear",
+            Ok(e) if e.pairs => "pairs bilinear, padding recomputed per touched key",
+            _ => "recomputed per touched key",
         };
         format!(
             "HashJoin ({}): on {keys}{condition}; {rule}; state: both inputs' rows by key",
@@ -815,6 +829,8 @@ mod tests {
         exercise("SELECT t.k, t.v, u.w FROM t LEFT JOIN u ON t.k = u.k");
         exercise("SELECT t.k, t.v, u.w FROM t RIGHT JOIN u ON t.k = u.k");
         exercise("SELECT t.k, t.v, u.k, u.w FROM t FULL JOIN u ON t.k = u.k AND u.w > 150");
+        exercise("SELECT t.k, t.s, u.w FROM t LEFT JOIN u ON t.k = u.k AND u.w > t.v * 10");
+        exercise("SELECT t.k, u.k, u.s FROM t RIGHT JOIN u ON t.s = u.s");
     }
 
     #[test]
