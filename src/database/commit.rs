@@ -52,13 +52,13 @@ impl Database {
     pub(super) async fn insert_literals(
         &self,
         insert: &Insert,
-        schema: &str,
+        scope: &super::Scope,
         txn: Option<&mut Transaction>,
     ) -> Result<Option<Outcome>> {
         let TableObject::TableName(name) = &insert.table else {
             return Ok(None);
         };
-        let Ok((schema, table)) = self.resolve_name(name, schema) else {
+        let Ok((schema, table)) = self.resolve_name(name, &scope.schema) else {
             return Ok(None);
         };
         let Some(def) = self
@@ -70,7 +70,8 @@ impl Database {
         else {
             return Ok(None);
         };
-        let Some(rows) = query::values::literal_rows(insert, &def) else {
+        let Some(rows) = query::values::literal_rows(insert, &def, scope.time_zone.as_deref())
+        else {
             return Ok(None);
         };
         let Some(live) = self.live_by_id(def.id) else {

@@ -168,7 +168,10 @@ impl Database {
         let rows = match &create.query {
             Some(query) => {
                 let plan = self
-                    .plan(&Statement::Query(query.clone()), search_schema)
+                    .plan(
+                        &Statement::Query(query.clone()),
+                        &super::Scope::new(search_schema),
+                    )
                     .await?;
                 match self.execute_plan(plan, None).await? {
                     Outcome::Rows { schema, rows } => Some((schema, collect(rows).await?)),

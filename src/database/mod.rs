@@ -121,6 +121,37 @@ impl LiveTable {
     }
 }
 
+/// Where a statement runs: the schema its unqualified names resolve in (the
+/// first of the session's search_path that exists) and the session's
+/// TimeZone, `None` for UTC, which timestamptz conversions to and from
+/// local time follow (`query::time_zone`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub schema: String,
+    pub time_zone: Option<String>,
+}
+
+impl Scope {
+    /// Names resolve in `schema`; local time is UTC.
+    pub fn new(schema: impl Into<String>) -> Self {
+        Scope {
+            schema: schema.into(),
+            time_zone: None,
+        }
+    }
+
+    /// Local time in `zone`; UTC, or a zone Arrow does not know (it is
+    /// rendered as UTC too), leaves the default.
+    pub fn with_time_zone(mut self, zone: &str) -> Self {
+        self.time_zone = (!query::time_zone::is_utc(zone)
+            && zone
+                .parse::<datafusion::arrow::array::timezone::Tz>()
+                .is_ok())
+        .then(|| zone.to_string());
+        self
+    }
+}
+
 pub struct Database {
     store: Store,
     ctx: SessionContext,
@@ -484,7 +515,8 @@ impl Database {
     /// placeholders left in: the extended protocol learns parameter and
     /// result types from this plan.
     /// `schema` is where unqualified names resolve (the session's search_path).
-    pub async fn plan(&self, statement: &Statement, schema: &str) -> Result<LogicalPlan> {
+    pub async fn plan(&self, statement: &Statement, scope: &Scope) -> Result<LogicalPlan> {
+        let schema = scope.schema.as_str();
         let mut state = self.ctx.state();
         state.config_mut().options_mut().catalog.default_schema = schema.to_string();
         for function in crate::query::session_functions(schema, &self.relation_namespaces) {
@@ -518,7 +550,20 @@ impl Database {
             }
             planned => planned?,
         };
-        Ok(crate::query::subqueries::mend(plan)?)
+        let plan = crate::query::subqueries::mend(plan)?;
+        // Analyzed here, with the zone in the config, where the session has
+        // one: the plan then carries its local-time conversions into any
+        // session state it runs in. A plan with parameters is analyzed once
+        // they are bound, in UTC.
+        match &scope.time_zone {
+            Some(zone) if plan.get_parameter_types()?.is_empty() => {
+                state.config_mut().options_mut().execution.time_zone = Some(zone.clone());
+                Ok(state
+                    .analyzer()
+                    .execute_and_check(plan, state.config_options(), |_, _| {})?)
+            }
+            _ => Ok(plan),
+        }
     }
 
     fn keyed_table(&self, name: &ObjectName, schema: &str) -> Option<crate::sql::KeyedTable> {
@@ -580,9 +625,10 @@ impl Database {
     pub async fn execute(
         &self,
         statement: &Statement,
-        schema: &str,
+        scope: &Scope,
         mut txn: Option<&mut Transaction>,
     ) -> Result<Outcome> {
+        let schema = scope.schema.as_str();
         if let Statement::Truncate(truncate) = statement
             && truncate.table_names.len() > 1
         {
@@ -599,7 +645,7 @@ impl Database {
             for target in &truncate.table_names {
                 let mut single = truncate.clone();
                 single.table_names = vec![target.clone()];
-                Box::pin(self.execute(&Statement::Truncate(single), schema, txn.as_deref_mut()))
+                Box::pin(self.execute(&Statement::Truncate(single), scope, txn.as_deref_mut()))
                     .await?;
             }
             return Ok(Outcome::command(DmlKind::Truncate.tag()));
@@ -612,11 +658,11 @@ impl Database {
                     "INSERT ... ON CONFLICT ... RETURNING is not supported yet".into(),
                 ));
             }
-            return self.execute_upsert(insert, schema, txn).await;
+            return self.execute_upsert(insert, scope, txn).await;
         }
         if let Statement::Insert(insert) = statement
             && let Some(outcome) = self
-                .insert_literals(insert, schema, txn.as_deref_mut())
+                .insert_literals(insert, scope, txn.as_deref_mut())
                 .await?
         {
             return Ok(outcome);
@@ -633,12 +679,12 @@ impl Database {
             if crate::sql::returning::has(statement) {
                 let mut statement = statement.clone();
                 let returning = crate::sql::returning::take(&mut statement)?;
-                let plan = self.plan(&statement, schema).await?;
+                let plan = self.plan(&statement, scope).await?;
                 return self
                     .execute_plan_returning(plan, returning.as_ref(), txn)
                     .await;
             }
-            let plan = self.plan(statement, schema).await?;
+            let plan = self.plan(statement, scope).await?;
             return self.execute_plan(plan, txn).await;
         }
         match statement {
@@ -937,7 +983,9 @@ mod tests {
             "CREATE MATERIALIZED VIEW m2 AS SELECT m.k, m.a, t.v FROM m JOIN t ON m.k = t.k",
         ] {
             let statement = crate::sql::parse(sql).unwrap().remove(0);
-            db.execute(&statement, DEFAULT_SCHEMA, None).await.unwrap();
+            db.execute(&statement, &Scope::new(DEFAULT_SCHEMA), None)
+                .await
+                .unwrap();
         }
         assert_eq!(epoch_threads(), before + 1);
         drop(db);

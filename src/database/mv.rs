@@ -131,7 +131,9 @@ impl Database {
     ) -> Result<(StreamPlan, SchemaRef, Vec<ViewId>)> {
         let statement = Statement::Query(Box::new(query.clone()));
         let multiset = multiset_set_operations(&statement)?;
-        let logical = self.plan(&statement, search_schema).await?;
+        let logical = self
+            .plan(&statement, &super::Scope::new(search_schema))
+            .await?;
         let views = self
             .reads_of(&statement, search_schema)
             .into_iter()

@@ -44,7 +44,7 @@ impl Database {
     pub(super) async fn execute_upsert(
         &self,
         insert: &Insert,
-        schema: &str,
+        scope: &super::Scope,
         mut txn: Option<&mut Transaction>,
     ) -> Result<Outcome> {
         let Some(OnInsert::OnConflict(on_conflict)) = &insert.on else {
@@ -55,7 +55,7 @@ impl Database {
         let TableObject::TableName(name) = &insert.table else {
             return Err(Error::NotSupported("INSERT into a table function".into()));
         };
-        let (schema_name, table) = self.resolve_name(name, schema)?;
+        let (schema_name, table) = self.resolve_name(name, &scope.schema)?;
         let def = self
             .catalog
             .read()
@@ -71,7 +71,7 @@ impl Database {
         let mut plain = insert.clone();
         plain.on = None;
         plain.table_alias = None;
-        let plan = self.plan(&Statement::Insert(plain), schema).await?;
+        let plan = self.plan(&Statement::Insert(plain), scope).await?;
         let LogicalPlan::Dml(statement) = &plan else {
             return Err(Error::Internal("an INSERT did not plan as DML".into()));
         };

@@ -110,7 +110,9 @@ impl Database {
                 }
             }
         }
-        let plan = self.plan(statement, search_schema).await?;
+        let plan = self
+            .plan(statement, &super::Scope::new(search_schema))
+            .await?;
         let names = super::mv::column_names(statement, plan.schema().fields(), columns, "VIEW")?;
         let renamed: Vec<Expr> = plan
             .schema()

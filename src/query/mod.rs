@@ -18,6 +18,7 @@ mod provider;
 pub mod show;
 pub mod subqueries;
 pub mod system;
+pub mod time_zone;
 pub mod values;
 
 pub use mv_table::MvTable;
@@ -268,6 +269,8 @@ pub fn new_context(memory_limit: Option<usize>) -> Result<SessionContext> {
     ctx.register_udf(ScalarUDF::from(pg_compat::OctetLength::default()));
     ctx.register_udf(ScalarUDF::from(pg_compat::PgTypeof::default()));
     ctx.add_analyzer_rule(Arc::new(pg_compat::PostgresCasts));
+    ctx.add_analyzer_rule(Arc::new(time_zone::SessionTimeZone));
+    ctx.register_udf(ScalarUDF::from(time_zone::AtTimeZone::default()));
     ctx.register_expr_planner(Arc::new(pg_compat::IntervalArithmetic))?;
     ctx.register_expr_planner(Arc::new(pg_json::JsonOperators))?;
     for function in pg_json::FUNCTIONS.iter() {

@@ -67,7 +67,7 @@ impl AnalyzerRule for PostgresCasts {
 }
 
 /// The schema a node's expressions are evaluated against.
-fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
+pub(super) fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
     let inputs = node.inputs();
     match inputs.as_slice() {
         [] => Arc::new(DFSchema::empty()),
@@ -304,6 +304,29 @@ fn rewrite_arithmetic(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
         let literal = ScalarValue::Binary(bytes).cast_to(target)?;
         return Ok(Transformed::yes(Expr::Literal(literal, None)));
     }
+    if matches!(target, DataType::Timestamp(..)) {
+        // Text becomes a timestamp the way PostgreSQL reads it: a literal
+        // is mended here, any other text as it is cast.
+        let mended = match inner.as_ref() {
+            Expr::Literal(value, _) => string_value(value)
+                .flatten()
+                .and_then(timestamp_text)
+                .map(|full| Expr::Literal(ScalarValue::Utf8(Some(full)), None)),
+            Expr::ScalarFunction(f) if f.func.name() == TIMESTAMP_TEXT.name() => None,
+            other => match other.get_type(schema) {
+                Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+                    Some(TIMESTAMP_TEXT.call(vec![other.clone().cast_to(&DataType::Utf8, schema)?]))
+                }
+                _ => None,
+            },
+        };
+        if let Some(mended) = mended {
+            return Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: Box::new(mended),
+                field: field.clone(),
+            })));
+        }
+    }
     if target.is_integer()
         && let Ok(source) = inner.get_type(schema)
         && (source.is_floating()
@@ -316,6 +339,45 @@ fn rewrite_arithmetic(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
         })));
     }
     Ok(Transformed::no(expr))
+}
+
+/// A timestamp's text as Arrow parses it, where PostgreSQL's reading
+/// differs: `2024-01-01 12:00` (no seconds; also with a one-digit hour, a
+/// `T` or an offset after it) gets its `:00`. `None` when nothing changes.
+pub fn timestamp_text(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        range.end <= bytes.len() && bytes[range].iter().all(u8::is_ascii_digit)
+    };
+    let dated = digits(0..4)
+        && bytes.get(4) == Some(&b'-')
+        && digits(5..7)
+        && bytes.get(7) == Some(&b'-')
+        && digits(8..10);
+    if !dated || !matches!(bytes.get(10), Some(b' ' | b'T')) {
+        return None;
+    }
+    let hour_digits = if digits(11..13) {
+        2
+    } else if digits(11..12) {
+        1
+    } else {
+        return None;
+    };
+    let colon = 11 + hour_digits;
+    if bytes.get(colon) != Some(&b':') || !digits(colon + 1..colon + 3) {
+        return None;
+    }
+    let rest = &text[colon + 3..];
+    if rest.starts_with(':') || rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let hour = &text[11..colon];
+    Some(format!(
+        "{}{hour:0>2}:{}:00{rest}",
+        &text[..11],
+        &text[colon + 1..colon + 3]
+    ))
 }
 
 /// `pg_typeof(x)`: the PostgreSQL name of the argument's type, read from
@@ -412,6 +474,25 @@ impl ScalarUDFImpl for OctetLength {
         Ok(ColumnarValue::Array(Arc::new(lengths)))
     }
 }
+
+/// Text on its way to a timestamp, as Arrow parses it (`timestamp_text`).
+pub static TIMESTAMP_TEXT: LazyLock<ScalarUDF> = LazyLock::new(|| {
+    create_udf(
+        "pg_timestamp_text",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let mended: datafusion::arrow::array::StringArray = arrays[0]
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|t| timestamp_text(t).unwrap_or_else(|| t.to_string())))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(mended)))
+        }),
+    )
+});
 
 /// PostgreSQL's `justify_hours`: whole 24-hour periods of the time part
 /// become days.
@@ -600,6 +681,27 @@ mod tests {
             scale_interval(IntervalMonthDayNano::new(1, 1, 0), 1.5),
             IntervalMonthDayNano::new(1, 16, 43_200_000_000_000)
         );
+    }
+
+    #[test]
+    fn timestamps_without_seconds_get_them() {
+        let full = |t: &str| timestamp_text(t);
+        assert_eq!(
+            full("2024-01-01 12:00").as_deref(),
+            Some("2024-01-01 12:00:00")
+        );
+        assert_eq!(
+            full("2024-01-01T9:05+02").as_deref(),
+            Some("2024-01-01T09:05:00+02")
+        );
+        assert_eq!(
+            full("2024-01-01 12:00 UTC").as_deref(),
+            Some("2024-01-01 12:00:00 UTC")
+        );
+        assert_eq!(full("2024-01-01 12:00:30"), None);
+        assert_eq!(full("2024-01-01"), None);
+        assert_eq!(full("2024-01-01 1200"), None);
+        assert_eq!(full("now"), None);
     }
 
     #[test]

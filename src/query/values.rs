@@ -117,8 +117,13 @@ fn fits(literal: &Literal, target: &DataType) -> bool {
 }
 
 /// The rows of `insert` in `def`'s column order, or `None` to take the
-/// planner's path.
-pub fn literal_rows(insert: &Insert, def: &TableDef) -> Option<RecordBatch> {
+/// planner's path. Text for a timestamptz without an offset is local time
+/// in `time_zone` (the session's; `None` for UTC).
+pub fn literal_rows(
+    insert: &Insert,
+    def: &TableDef,
+    time_zone: Option<&str>,
+) -> Option<RecordBatch> {
     if insert.on.is_some() || insert.returning.is_some() || !insert.assignments.is_empty() {
         return None;
     }
@@ -177,12 +182,16 @@ pub fn literal_rows(insert: &Insert, def: &TableDef) -> Option<RecordBatch> {
             .iter()
             .map(|row| literal(&row[position]).filter(|l| fits(l, target)))
             .collect::<Option<Vec<_>>>()?;
-        columns[column] = column_array(&literals, target)?;
+        columns[column] = column_array(&literals, target, time_zone)?;
     }
     RecordBatch::try_new(schema, columns).ok()
 }
 
-fn column_array(literals: &[Literal], target: &DataType) -> Option<ArrayRef> {
+fn column_array(
+    literals: &[Literal],
+    target: &DataType,
+    time_zone: Option<&str>,
+) -> Option<ArrayRef> {
     if *target == DataType::Binary {
         let bytes: BinaryArray = literals
             .iter()
@@ -201,6 +210,9 @@ fn column_array(literals: &[Literal], target: &DataType) -> Option<ArrayRef> {
         .iter()
         .map(|l| match l {
             Literal::Null => None,
+            Literal::Text(t) if matches!(target, DataType::Timestamp(..)) => {
+                Some(super::pg_compat::timestamp_text(t).unwrap_or_else(|| t.clone()))
+            }
             Literal::Text(t) | Literal::Integer(t) | Literal::Decimal { text: t, .. } => {
                 Some(t.clone())
             }
@@ -211,7 +223,14 @@ fn column_array(literals: &[Literal], target: &DataType) -> Option<ArrayRef> {
         safe: false,
         ..Default::default()
     };
-    cast_with_options(&(Arc::new(text) as ArrayRef), target, &options).ok()
+    let text = Arc::new(text) as ArrayRef;
+    if let (DataType::Timestamp(unit, Some(_)), Some(zone)) = (target, time_zone) {
+        // Parsed as local time there, then the same instants as stored.
+        let local = DataType::Timestamp(*unit, Some(zone.into()));
+        let instants = cast_with_options(&text, &local, &options).ok()?;
+        return cast_with_options(&instants, target, &options).ok();
+    }
+    cast_with_options(&text, target, &options).ok()
 }
 
 #[cfg(test)]
@@ -258,7 +277,7 @@ mod tests {
         else {
             panic!("not an insert");
         };
-        literal_rows(&insert, &table())
+        literal_rows(&insert, &table(), None)
     }
 
     #[test]

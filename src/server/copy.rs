@@ -120,7 +120,7 @@ impl Handler {
                     return Err(e);
                 }
                 let query = copy_query(source)?;
-                let rows = self.copy_out(client, &query, &format, &schema).await?;
+                let rows = self.copy_out(client, &query, &format).await?;
                 Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
             }
             (false, _) => Err(Error::NotSupported(
@@ -140,17 +140,17 @@ impl Handler {
         client: &mut C,
         query: &Statement,
         format: &CopyFormat,
-        schema: &str,
     ) -> Result<usize>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let scope = self.scope(client);
         let slot = client
             .session_extensions()
             .get_or_insert_with(TxnSlot::default);
         let mut txn = slot.take();
-        let outcome = self.db.execute(query, schema, txn.as_mut()).await;
+        let outcome = self.db.execute(query, &scope, txn.as_mut()).await;
         slot.put(txn);
         let Outcome::Rows {
             schema: row_schema,

@@ -229,7 +229,9 @@ fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
 /// Recognises data errors by Arrow's wording, which reaches us as text
 /// through several error layers.
 fn classify_message(message: &str) -> Option<(&'static str, String)> {
-    if message.contains("invalid hexadecimal") {
+    if message.contains("invalid hexadecimal")
+        || (message.starts_with("time zone \"") && message.ends_with("\" not recognized"))
+    {
         return Some(("22023", message.to_string()));
     }
     if message.contains("invalid input syntax for type bytea") {

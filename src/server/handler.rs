@@ -55,7 +55,7 @@ use super::params;
 use super::prepared;
 use super::session::{self, SessionEffect};
 use super::text;
-use crate::database::{Database, Outcome, Transaction};
+use crate::database::{Database, Outcome, Scope, Transaction};
 use crate::error::{Error, Result};
 use crate::sql;
 
@@ -76,6 +76,11 @@ impl Handler {
     pub(super) fn schema<C: ClientInfo>(&self, client: &C) -> String {
         self.db
             .search_path_schema(&session::setting(client, "search_path").unwrap_or_default())
+    }
+
+    /// The session's search schema and TimeZone, where its statements run.
+    pub(super) fn scope<C: ClientInfo>(&self, client: &C) -> Scope {
+        scope_of(&self.db, client)
     }
 
     /// Settings that belong to the server, not the session: SET changes
@@ -292,7 +297,7 @@ impl Handler {
                 }
             };
         }
-        let schema = self.schema(client);
+        let scope = self.scope(client);
         let mut txn = slot.take();
         let in_block = txn.is_some();
         let flush_after = !in_block && is_write(statement) && implicit_flush(client);
@@ -312,7 +317,7 @@ impl Handler {
                         Some(plan) => self.db.execute_plan(plan, txn.as_mut()).await,
                         None => {
                             let query = declared.query();
-                            self.db.execute(&query, &schema, txn.as_mut()).await
+                            self.db.execute(&query, &scope, txn.as_mut()).await
                         }
                     };
                     outcome.and_then(|outcome| cursors.declare(declared, outcome, in_block))
@@ -323,7 +328,7 @@ impl Handler {
                         .execute_plan_returning(plan, returning.as_ref(), txn.as_mut())
                         .await
                 }
-                (None, _, None, None) => self.db.execute(statement, &schema, txn.as_mut()).await,
+                (None, _, None, None) => self.db.execute(statement, &scope, txn.as_mut()).await,
             };
             // A failed statement aborts the block (25P02 until it ends), but
             // the block is kept, as its locks are in PostgreSQL: ROLLBACK TO
@@ -886,10 +891,10 @@ pub struct Prepared {
     /// The plan's result columns as the rows will carry them
     /// (`Database::result_schema`).
     columns: Option<SchemaRef>,
-    /// The catalog version and schema the plan was made at: Execute reuses
+    /// The catalog version and scope the plan was made at: Execute reuses
     /// the plan while both still hold.
     version: u64,
-    schema: String,
+    scope: Scope,
 }
 
 pub struct StatementParser {
@@ -901,7 +906,7 @@ impl StatementParser {
     async fn prepare(
         &self,
         sql: &str,
-        schema: &str,
+        scope: &Scope,
         declared: &[Option<Type>],
     ) -> Result<Option<Prepared>> {
         let mut statements = sql::parse(sql)?;
@@ -923,7 +928,7 @@ impl StatementParser {
             && !sql::returning::has(&statement);
         let planned = planned_form(&statement);
         let plan = if Database::is_planned(&planned) && !literal_insert {
-            let plan = self.db.plan(&planned, schema).await?;
+            let plan = self.db.plan(&planned, scope).await?;
             let plan = params::type_declared_parameters(plan, declared)?;
             Some(params::type_cast_parameters(plan)?)
         } else {
@@ -933,7 +938,7 @@ impl StatementParser {
             // The rows of a RETURNING are those of the equivalent SELECT.
             (Some(_), Some(returning)) => {
                 let described = sql::returning::described(&returning)?;
-                let plan = self.db.plan(&described, schema).await?;
+                let plan = self.db.plan(&described, scope).await?;
                 let columns = self.db.result_schema(&plan);
                 let names = returning.column_names(columns.fields().len());
                 Some(renamed(&columns, names))
@@ -945,7 +950,7 @@ impl StatementParser {
             plan,
             columns,
             version,
-            schema: schema.to_string(),
+            scope: scope.clone(),
         }))
     }
 }
@@ -1057,10 +1062,8 @@ impl QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let schema = self
-            .db
-            .search_path_schema(&session::setting(client, "search_path").unwrap_or_default());
-        self.prepare(sql, &schema, types)
+        let scope = scope_of(&self.db, client);
+        self.prepare(sql, &scope, types)
             .await
             .map_err(|e| user_error(&e))
     }
@@ -1223,9 +1226,9 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
-        let schema = self.schema(client);
+        let scope = self.scope(client);
         if let Some(bound) = self
-            .bound_literal_insert(portal, &schema)
+            .bound_literal_insert(portal, &scope)
             .map_err(|e| user_error(&e))?
         {
             return self
@@ -1235,7 +1238,7 @@ impl ExtendedQueryHandler for Handler {
         }
         let plan = match &prepared.plan {
             Some(_) => Some(
-                self.bind(portal, &schema)
+                self.bind(portal, &scope)
                     .await
                     .map_err(|e| user_error(&e))?,
             ),
@@ -1262,7 +1265,7 @@ impl Handler {
     fn bound_literal_insert(
         &self,
         portal: &Portal<Prepared>,
-        schema: &str,
+        scope: &Scope,
     ) -> Result<Option<Statement>> {
         let prepared = &portal.statement.statement;
         let (Statement::Insert(insert), Some(plan)) = (&prepared.statement, &prepared.plan) else {
@@ -1273,7 +1276,7 @@ impl Handler {
         let upsert = insert.on.is_some();
         if !upsert
             && (prepared.version != self.db.catalog_version()
-                || prepared.schema != schema
+                || prepared.scope != *scope
                 || !sql::is_literal_insert(&prepared.statement))
         {
             return Ok(None);
@@ -1299,18 +1302,18 @@ impl Handler {
 
     /// The portal's plan with its parameters bound: the plan made at Parse
     /// while the catalog and search path are unchanged, a fresh one if not.
-    async fn bind(&self, portal: &Portal<Prepared>, schema: &str) -> Result<LogicalPlan> {
+    async fn bind(&self, portal: &Portal<Prepared>, scope: &Scope) -> Result<LogicalPlan> {
         let prepared = &portal.statement.statement;
         let plan = match &prepared.plan {
             Some(plan)
-                if prepared.version == self.db.catalog_version() && prepared.schema == schema =>
+                if prepared.version == self.db.catalog_version() && prepared.scope == *scope =>
             {
                 plan.clone()
             }
             _ => {
                 let plan = self
                     .db
-                    .plan(&planned_form(&prepared.statement), schema)
+                    .plan(&planned_form(&prepared.statement), scope)
                     .await?;
                 let plan =
                     params::type_declared_parameters(plan, &portal.statement.parameter_types)?;
@@ -1320,4 +1323,11 @@ impl Handler {
         let values = params::bind(portal, &plan)?;
         Ok(plan.replace_params_with_values(&values)?)
     }
+}
+
+/// Where a session's statements run (`Database`'s `Scope`).
+fn scope_of<C: ClientInfo>(db: &Database, client: &C) -> Scope {
+    let schema =
+        db.search_path_schema(&session::setting(client, "search_path").unwrap_or_default());
+    Scope::new(schema).with_time_zone(&session::setting(client, "TimeZone").unwrap_or_default())
 }

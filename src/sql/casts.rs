@@ -5,6 +5,9 @@
 //!   these validate the text and tag it as json or jsonb.
 //! - `x::varchar(n)` becomes `left(x::varchar, n)`: an explicit cast to
 //!   varchar(n) truncates in PostgreSQL, and DataFusion drops the length.
+//! - `ts AT TIME ZONE z` becomes `pg_at_time_zone(ts, z)`: DataFusion's
+//!   relabels the type's zone, PostgreSQL's converts between an instant
+//!   and the wall time in `z` (`query::time_zone::AtTimeZone`).
 //!
 //! Names of result columns come from the statement before this rewrite
 //! (`sql::output_names`), so `'a'::varchar(3)` is still named `varchar`.
@@ -85,6 +88,13 @@ pub fn rewrite_casts<V: VisitMut>(node: &mut V) {
             }
             Expr::TypedString(typed) => json_input(&typed.data_type)
                 .map(|function| function_call(function, vec![Expr::Value(typed.value.clone())])),
+            Expr::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => Some(function_call(
+                "pg_at_time_zone",
+                vec![(**timestamp).clone(), (**time_zone).clone()],
+            )),
             _ => None,
         };
         if let Some(replacement) = replacement {

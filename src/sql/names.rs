@@ -193,6 +193,7 @@ fn figure_name(expr: &Expr) -> String {
             _ => "btrim".into(),
         },
         Expr::Exists { .. } => "exists".into(),
+        Expr::AtTimeZone { .. } => "timezone".into(),
         Expr::Array(_) => "array".into(),
         Expr::Subquery(query) => query_names(query)
             .and_then(|names| match names.into_iter().next() {
