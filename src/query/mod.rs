@@ -34,6 +34,7 @@ use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 
@@ -251,10 +252,14 @@ pub fn new_context(memory_limit: Option<usize>) -> Result<SessionContext> {
     if let Some(limit) = memory_limit {
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
+    let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(pg_compat::IntegerLiterals)];
+    analyzer_rules.extend(Analyzer::new().rules);
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime.build_arc()?)
         .with_default_features()
+        .with_analyzer_rules(analyzer_rules)
         .with_physical_optimizer_rule(Arc::new(checked_arithmetic::CheckedArithmetic))
         .build();
     let mut ctx = SessionContext::new_with_state(state);

@@ -66,6 +66,59 @@ impl AnalyzerRule for PostgresCasts {
     }
 }
 
+/// Integer literals typed as PostgreSQL types them: `integer` when the
+/// value fits in 32 bits, `bigint` only beyond (DataFusion makes every one
+/// an Int64). Runs before type coercion, which then widens a literal where
+/// its context is bigint, so `int_col + 1` stays integer arithmetic (and
+/// overflows where PostgreSQL's does), `SELECT 1` is an `int4` column for
+/// drivers, and `pg_typeof(1)` is integer. LIMIT/OFFSET counts, VALUES
+/// rows and recursive CTEs, whose types the plan fixed already, keep theirs.
+#[derive(Debug)]
+pub struct IntegerLiterals;
+
+impl AnalyzerRule for IntegerLiterals {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        if plan.exists(|node| Ok(matches!(node, LogicalPlan::RecursiveQuery(_))))? {
+            return Ok(plan);
+        }
+        plan.transform_up_with_subqueries(|node| {
+            if matches!(node, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
+                return Ok(Transformed::no(node));
+            }
+            let names = NamePreserver::new(&node);
+            let narrowed = node.map_expressions(|expr| {
+                let saved = names.save(&expr);
+                Ok(expr
+                    .transform_up(|e| match e {
+                        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => {
+                            Ok(match i32::try_from(v) {
+                                Ok(narrow) => Transformed::yes(Expr::Literal(
+                                    ScalarValue::Int32(Some(narrow)),
+                                    metadata,
+                                )),
+                                Err(_) => Transformed::no(Expr::Literal(
+                                    ScalarValue::Int64(Some(v)),
+                                    metadata,
+                                )),
+                            })
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })?
+                    .update_data(|e| saved.restore(e)))
+            })?;
+            // Types below may have changed even where this node's did not.
+            narrowed
+                .map_data(|node| node.recompute_schema())
+                .map(|t| Transformed::yes(t.data))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "freshet_integer_literals"
+    }
+}
+
 /// The schema a node's expressions are evaluated against.
 pub(super) fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
     let inputs = node.inputs();
@@ -86,6 +139,9 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     if let Some(float) = decimal_literal_as_float(&expr) {
         return Ok(Transformed::yes(float));
     }
+    if let Some(folded) = checked_constant(&expr)? {
+        return Ok(Transformed::yes(folded));
+    }
     if let Expr::ScalarFunction(function) = &expr {
         return rewrite_function(function, schema).map(|new| match new {
             Some(new) => Transformed::yes(new),
@@ -93,6 +149,53 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         });
     }
     rewrite_arithmetic(expr, schema)
+}
+
+/// `+`, `-` or `*` of two integer literals of one type, folded here with
+/// PostgreSQL's overflow check: DataFusion's own constant folding wraps
+/// (`2147483647 + 1` was -2147483648). PostgreSQL folds constants when it
+/// plans, so an overflow fails the statement there too.
+fn checked_constant(expr: &Expr) -> Result<Option<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return Ok(None);
+    };
+    // A literal may come cast to the other side's type by coercion.
+    let constant = |e: &Expr| match e {
+        Expr::Literal(v, _) => Some(v.clone()),
+        Expr::Cast(Cast { expr, field }) if field.data_type().is_integer() => match expr.as_ref() {
+            Expr::Literal(v, _) => v.cast_to(field.data_type()).ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (Some(l), Some(r)) = (constant(left), constant(right)) else {
+        return Ok(None);
+    };
+    let apply = |a: i64, b: i64| match op {
+        Operator::Plus => Some(a.checked_add(b)),
+        Operator::Minus => Some(a.checked_sub(b)),
+        Operator::Multiply => Some(a.checked_mul(b)),
+        _ => None,
+    };
+    let (value, name) = match (&l, &r) {
+        (ScalarValue::Int32(Some(a)), ScalarValue::Int32(Some(b))) => (
+            apply(i64::from(*a), i64::from(*b)).map(|v| {
+                v.and_then(|v| i32::try_from(v).ok())
+                    .map(|v| ScalarValue::Int32(Some(v)))
+            }),
+            "integer",
+        ),
+        (ScalarValue::Int64(Some(a)), ScalarValue::Int64(Some(b))) => (
+            apply(*a, *b).map(|v| v.map(|v| ScalarValue::Int64(Some(v)))),
+            "bigint",
+        ),
+        _ => return Ok(None),
+    };
+    match value {
+        None => Ok(None),
+        Some(Some(value)) => Ok(Some(Expr::Literal(value, None))),
+        Some(None) => Err(DataFusionError::Execution(format!("{name} out of range"))),
+    }
 }
 
 /// A decimal literal cast to a float (`1e15::float8`) as the float nearest
@@ -414,9 +517,17 @@ impl ScalarUDFImpl for PgTypeof {
         let name = match declared {
             Some(name) => name,
             None if field.data_type() == &DataType::Null => "unknown".to_string(),
-            None => ColumnType::from_arrow(field.data_type())
-                .map(|ty| ty.pg_name())
-                .map_err(|e| DataFusionError::Plan(e.to_string()))?,
+            None => {
+                // An array is its element type's name with `[]`.
+                let (element, suffix) = match field.data_type() {
+                    DataType::List(item) | DataType::LargeList(item) => (item.data_type(), "[]"),
+                    other => (other, ""),
+                };
+                let name = ColumnType::from_arrow(element)
+                    .map(|ty| ty.pg_name())
+                    .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+                format!("{name}{suffix}")
+            }
         };
         // A type modifier is not part of the type: numeric(10,2) is numeric.
         let name = match name.split_once('(') {

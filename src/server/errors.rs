@@ -211,10 +211,33 @@ fn classify_plan(message: &str) -> (&'static str, String) {
     classify_message(message).unwrap_or(("42000", message.to_string()))
 }
 
+/// PostgreSQL's message for an overflow Arrow reports as `Overflow happened
+/// on: a * b`: operands that small overflow only the narrower type (two
+/// values within i32 cannot overflow an i64 by `+`, `-` or `*`).
+fn overflow_message(message: &str) -> String {
+    let operands = message
+        .strip_prefix("Overflow happened on: ")
+        .and_then(|rest| {
+            let mut parts = rest.split(' ');
+            let (a, _, b) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?))
+        });
+    match operands {
+        Some((a, b)) if i16::try_from(a).is_ok() && i16::try_from(b).is_ok() => {
+            "smallint out of range".into()
+        }
+        Some((a, b)) if i32::try_from(a).is_ok() && i32::try_from(b).is_ok() => {
+            "integer out of range".into()
+        }
+        Some(_) => "bigint out of range".into(),
+        None => format!("value out of range: {message}"),
+    }
+}
+
 fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
     match error {
         ArrowError::DivideByZero => ("22012", "division by zero".to_string()),
-        ArrowError::ArithmeticOverflow(m) => ("22003", format!("value out of range: {m}")),
+        ArrowError::ArithmeticOverflow(m) => ("22003", overflow_message(m)),
         ArrowError::CastError(m)
         | ArrowError::ParseError(m)
         | ArrowError::InvalidArgumentError(m) => {
@@ -229,6 +252,12 @@ fn classify_arrow(error: &ArrowError) -> (&'static str, String) {
 /// Recognises data errors by Arrow's wording, which reaches us as text
 /// through several error layers.
 fn classify_message(message: &str) -> Option<(&'static str, String)> {
+    if matches!(
+        message,
+        "integer out of range" | "bigint out of range" | "smallint out of range"
+    ) {
+        return Some(("22003", message.to_string()));
+    }
     if message.contains("invalid hexadecimal")
         || (message.starts_with("time zone \"") && message.ends_with("\" not recognized"))
     {
