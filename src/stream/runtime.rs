@@ -1,5 +1,7 @@
 //! The epoch runtime: one thread that owns every dataflow and every MV's
-//! contents, fed through one bounded channel in commit order.
+//! contents, fed through one bounded channel in commit order (it lends
+//! MVs that read nothing of each other to a second thread for an epoch's
+//! step, see `step_wave`).
 //!
 //! ```text
 //! commit (in its turn) ──────────Change──┐
@@ -8,7 +10,7 @@
 //!                    │
 //!                    ▼
 //!   pending deltas per table ── every epoch_interval, or on FLUSH ──>
-//!   step every MV in creation order (an MV after the MVs it reads) ──>
+//!   step every MV, wave by wave (an MV after the MVs it reads) ──>
 //!   apply each output delta to the MV's contents ──> publish one
 //!   EpochSnapshot (all tables and MVs at this epoch) with one swap
 //! ```
@@ -654,39 +656,38 @@ impl Engine {
             }
         }
         self.epoch += 1;
-        for mv in &mut self.mvs {
-            if mv.failed || !mv.inputs.iter().any(|i| sources.contains_key(i)) {
-                continue;
-            }
-            let mut ctx = StepContext::new(&sources);
-            let outcome = guarded(|| {
-                let delta = mv.dataflow.step(&mut ctx)?;
-                mv.data.apply(&delta)?;
-                Ok(delta)
-            });
-            let (errors, last_error) = (ctx.errors, ctx.last_error.take());
-            let mut status = match self.status.lock() {
-                Ok(status) => status,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let entry = status.entry(mv.id).or_default();
-            entry.row_errors += errors;
-            if last_error.is_some() {
-                entry.last_error = last_error;
-            }
-            match outcome {
-                Ok(delta) => {
-                    entry.rows = mv.data.row_count();
-                    entry.epoch = self.epoch;
-                    drop(status);
-                    sources.insert(Relation::Mv(mv.id), delta);
+        let mut start = 0;
+        while start < self.mvs.len() {
+            let end = wave_end(&self.mvs, start);
+            let wave: Vec<&mut LiveMv> = self.mvs[start..end]
+                .iter_mut()
+                .filter(|mv| !mv.failed && mv.inputs.iter().any(|i| sources.contains_key(i)))
+                .collect();
+            for (mv, stepped) in step_wave(wave, &sources) {
+                let mut status = match self.status.lock() {
+                    Ok(status) => status,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let entry = status.entry(mv.id).or_default();
+                entry.row_errors += stepped.errors;
+                if stepped.last_error.is_some() {
+                    entry.last_error = stepped.last_error;
                 }
-                Err(e) => {
-                    warn!(view = %entry.name, error = %e, "materialized view failed");
-                    entry.failed = Some(e.to_string());
-                    mv.failed = true;
+                match stepped.outcome {
+                    Ok(delta) => {
+                        entry.rows = mv.data.row_count();
+                        entry.epoch = self.epoch;
+                        drop(status);
+                        sources.insert(Relation::Mv(mv.id), delta);
+                    }
+                    Err(e) => {
+                        warn!(view = %entry.name, error = %e, "materialized view failed");
+                        entry.failed = Some(e.to_string());
+                        mv.failed = true;
+                    }
                 }
             }
+            start = end;
         }
         for backfill in &mut self.backfills {
             backfill.record(&sources);
@@ -706,6 +707,75 @@ impl Engine {
                 .collect(),
         });
     }
+}
+
+/// The end of the wave of MVs that starts at `start`: the longest run of
+/// MVs none of which reads another of the run. MVs come after every MV
+/// they read, so a wave reads only tables and earlier waves, and its MVs
+/// can step at the same time.
+fn wave_end(mvs: &[LiveMv], start: usize) -> usize {
+    (start + 1..mvs.len())
+        .find(|&i| {
+            mvs[i].inputs.iter().any(|input| {
+                matches!(input, Relation::Mv(id) if mvs[start..i].iter().any(|mv| mv.id == *id))
+            })
+        })
+        .unwrap_or(mvs.len())
+}
+
+/// One MV's epoch: its output delta (already applied to its contents) or
+/// why it failed, and the rows whose expressions failed.
+struct Stepped {
+    outcome: Result<ZBatch, StreamError>,
+    errors: u64,
+    last_error: Option<String>,
+}
+
+fn step_one(mv: &mut LiveMv, sources: &HashMap<Relation, ZBatch>) -> Stepped {
+    let mut ctx = StepContext::new(sources);
+    let outcome = guarded(|| {
+        let delta = mv.dataflow.step(&mut ctx)?;
+        mv.data.apply(&delta)?;
+        Ok(delta)
+    });
+    Stepped {
+        outcome,
+        errors: ctx.errors,
+        last_error: ctx.last_error.take(),
+    }
+}
+
+/// Steps the MVs of one wave, on two threads when there are several and
+/// the machine has a second core: each MV owns its dataflow and contents,
+/// and the sources are only read, so the halves share nothing mutable.
+fn step_wave<'a>(
+    mut wave: Vec<&'a mut LiveMv>,
+    sources: &HashMap<Relation, ZBatch>,
+) -> Vec<(&'a mut LiveMv, Stepped)> {
+    let in_turn = |mvs: Vec<&'a mut LiveMv>| -> Vec<(&'a mut LiveMv, Stepped)> {
+        mvs.into_iter()
+            .map(|mv| {
+                let stepped = step_one(mv, sources);
+                (mv, stepped)
+            })
+            .collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if wave.len() < 2 || cores < 2 {
+        return in_turn(wave);
+    }
+    let other_half = wave.split_off(wave.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| in_turn(other_half));
+        let mut done = in_turn(wave);
+        match other.join() {
+            Ok(rest) => done.extend(rest),
+            // `step_one` catches a dataflow's panic; one outside it is a
+            // bug of the runtime itself.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        done
+    })
 }
 
 /// Runs one step of a dataflow; a panic inside it (a bug) becomes an
