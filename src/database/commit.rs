@@ -164,7 +164,12 @@ impl Database {
         };
         let returned_rows = match kind {
             DmlKind::Delete | DmlKind::Truncate => old_rows,
-            _ if returning.is_some() => inserted.clone(),
+            // Rows as the table will hold them: the plan's types can be
+            // narrower than its target's (an integer literal of a query).
+            _ if returning.is_some() => inserted
+                .iter()
+                .map(|b| conform(b, &written_schema, &live.def))
+                .collect::<Result<Vec<_>>>()?,
             _ => Vec::new(),
         };
         let changed = match kind {

@@ -23,7 +23,7 @@ use datafusion::arrow::array::{ArrayRef, AsArray, Datum, Int32Array, IntervalMon
 use datafusion::arrow::compute::kernels::numeric::{div, rem};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{
-    Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
+    Field, Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
@@ -34,8 +34,8 @@ use datafusion::logical_expr::expr::{BinaryExpr, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility, create_udf,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, Projection, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, SubqueryAlias, Volatility, create_udf,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
@@ -71,8 +71,11 @@ impl AnalyzerRule for PostgresCasts {
 /// an Int64). Runs before type coercion, which then widens a literal where
 /// its context is bigint, so `int_col + 1` stays integer arithmetic (and
 /// overflows where PostgreSQL's does), `SELECT 1` is an `int4` column for
-/// drivers, and `pg_typeof(1)` is integer. LIMIT/OFFSET counts, VALUES
-/// rows and recursive CTEs, whose types the plan fixed already, keep theirs.
+/// drivers, and `pg_typeof(1)` is integer. A column of a named VALUES list
+/// (`FROM (VALUES ...) AS v(x)`, a CTE) is integer when every row holds
+/// such a literal (or NULL); other VALUES (an INSERT's, planned in the
+/// target's column types) keep their types, as do LIMIT/OFFSET counts and
+/// recursive CTEs.
 #[derive(Debug)]
 pub struct IntegerLiterals;
 
@@ -82,9 +85,17 @@ impl AnalyzerRule for IntegerLiterals {
             return Ok(plan);
         }
         plan.transform_up_with_subqueries(|node| {
-            if matches!(node, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
-                return Ok(Transformed::no(node));
-            }
+            let node = match node {
+                LogicalPlan::SubqueryAlias(alias) => {
+                    let input = narrow_named_values(Arc::unwrap_or_clone(alias.input))?;
+                    LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+                        Arc::new(input),
+                        alias.alias,
+                    )?)
+                }
+                LogicalPlan::Limit(_) | LogicalPlan::Values(_) => return Ok(Transformed::no(node)),
+                other => other,
+            };
             let names = NamePreserver::new(&node);
             let narrowed = node.map_expressions(|expr| {
                 let saved = names.save(&expr);
@@ -117,6 +128,66 @@ impl AnalyzerRule for IntegerLiterals {
     fn name(&self) -> &str {
         "freshet_integer_literals"
     }
+}
+
+/// The input of a SubqueryAlias with its VALUES narrowed, when it is one
+/// (or the projection that names its columns).
+fn narrow_named_values(plan: LogicalPlan) -> Result<LogicalPlan> {
+    match plan {
+        LogicalPlan::Values(values) => Ok(LogicalPlan::Values(narrow_values(values)?)),
+        LogicalPlan::Projection(projection)
+            if matches!(projection.input.as_ref(), LogicalPlan::Values(_)) =>
+        {
+            let input = narrow_named_values(Arc::unwrap_or_clone(projection.input))?;
+            Ok(LogicalPlan::Projection(Projection::try_new(
+                projection.expr,
+                Arc::new(input),
+            )?))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A VALUES list whose bigint columns hold only integer literals that fit
+/// in 32 bits (or NULLs) with those columns integer.
+fn narrow_values(
+    mut values: datafusion::logical_expr::Values,
+) -> Result<datafusion::logical_expr::Values> {
+    let narrowable = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Int64(v), _) => v.is_none_or(|v| i32::try_from(v).is_ok()),
+        _ => false,
+    };
+    let mut fields: Vec<(Option<datafusion::common::TableReference>, Arc<Field>)> = values
+        .schema
+        .iter()
+        .map(|(q, f)| (q.cloned(), f.clone()))
+        .collect();
+    let mut changed = false;
+    for (column, (_, field)) in fields.iter_mut().enumerate() {
+        if field.data_type() != &DataType::Int64
+            || !values
+                .values
+                .iter()
+                .all(|row| row.get(column).is_some_and(narrowable))
+        {
+            continue;
+        }
+        for row in &mut values.values {
+            if let Expr::Literal(ScalarValue::Int64(v), metadata) = &row[column] {
+                row[column] = Expr::Literal(
+                    ScalarValue::Int32(v.and_then(|v| i32::try_from(v).ok())),
+                    metadata.clone(),
+                );
+            }
+        }
+        *field = Arc::new(field.as_ref().clone().with_data_type(DataType::Int32));
+        changed = true;
+    }
+    if changed {
+        let metadata = values.schema.metadata().clone();
+        values.schema = Arc::new(DFSchema::new_with_metadata(fields, metadata)?);
+    }
+    Ok(values)
 }
 
 /// The schema a node's expressions are evaluated against.
