@@ -43,9 +43,6 @@ use crate::catalog::DEFAULT_SCHEMA;
 /// The name clients see as the database (`current_database()`).
 pub const DATABASE_NAME: &str = "freshet";
 
-/// The version string clients read from `server_version` and `version()`.
-/// The PostgreSQL number is the protocol level we follow, so that drivers pick
-/// their modern code paths.
 /// Whether DataFusion's message refuses a column that is neither grouped
 /// nor aggregated (PostgreSQL's 42803).
 pub fn is_grouping_message(message: &str) -> bool {
@@ -58,6 +55,9 @@ pub fn is_grouping_error(error: &datafusion::error::DataFusionError) -> bool {
     is_grouping_message(&error.to_string())
 }
 
+/// The version string clients read from `server_version` and `version()`.
+/// The PostgreSQL number is the protocol level we follow, so that drivers pick
+/// their modern code paths.
 pub fn server_version() -> String {
     format!("16.6 (Freshet {})", env!("CARGO_PKG_VERSION"))
 }

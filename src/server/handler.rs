@@ -1321,7 +1321,7 @@ impl Handler {
             }
         };
         let values = params::bind(portal, &plan)?;
-        Ok(plan.replace_params_with_values(&values)?)
+        params::bound(plan, &values)
     }
 }
 

@@ -267,6 +267,34 @@ pub fn bind<S: Clone>(portal: &Portal<S>, plan: &LogicalPlan) -> Result<ParamVal
     deserialize_parameters(&patched, &inferred).map_err(parameter_error)
 }
 
+/// `plan` with its parameters bound to `values`. A bigint value is bound as
+/// a cast of its literal to bigint: the analyzer types integer literals
+/// that fit as integer (`query::pg_compat::IntegerLiterals`), which is
+/// right for literals written in the SQL but not for a value the client
+/// sent as int8 (`$1 + 1` with 2147483647 must not overflow).
+pub fn bound(plan: LogicalPlan, values: &ParamValues) -> Result<LogicalPlan> {
+    let bigint = |p: &Placeholder| {
+        values
+            .get_placeholders_with_values(&p.id)
+            .is_ok_and(|v| v.value.data_type() == DataType::Int64)
+    };
+    let plan = plan
+        .transform_up_with_subqueries(|node| {
+            node.map_expressions(|expr| {
+                expr.transform_up(|e| {
+                    Ok(match e {
+                        Expr::Placeholder(p) if bigint(&p) => Transformed::yes(Expr::Cast(
+                            Cast::new(Box::new(Expr::Placeholder(p)), DataType::Int64),
+                        )),
+                        other => Transformed::no(other),
+                    })
+                })
+            })
+        })?
+        .data;
+    Ok(plan.replace_params_with_values(values)?)
+}
+
 /// The text of a string-like parameter; jsonb's binary form starts with a
 /// version byte (1), uuid's is its 16 bytes.
 fn string_parameter(ty: &Type, binary: bool, bytes: Bytes) -> Result<Bytes> {

@@ -33,8 +33,11 @@ pub fn group_by_dependents(
     statement: &mut datafusion::sql::sqlparser::ast::Statement,
     table: impl Fn(&ObjectName) -> Option<KeyedTable>,
 ) -> bool {
+    let mut ctes = CteNames::default();
+    let _ = Visit::visit(&*statement, &mut ctes);
     let mut rewriter = Rewriter {
         table,
+        ctes: ctes.0,
         changed: false,
     };
     let _ = statement.visit(&mut rewriter);
@@ -43,7 +46,29 @@ pub fn group_by_dependents(
 
 struct Rewriter<F> {
     table: F,
+    /// Names the statement's CTEs give: a FROM item of such a name may be
+    /// the CTE, whose columns no catalog key determines.
+    ctes: Vec<String>,
     changed: bool,
+}
+
+/// The names of every CTE in a statement.
+#[derive(Default)]
+struct CteNames(Vec<String>);
+
+impl Visitor for CteNames {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            self.0.extend(
+                with.cte_tables
+                    .iter()
+                    .map(|cte| ident_name(&cte.alias.name)),
+            );
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 impl<F: Fn(&ObjectName) -> Option<KeyedTable>> VisitorMut for Rewriter<F> {
@@ -198,6 +223,15 @@ impl<F: Fn(&ObjectName) -> Option<KeyedTable>> Rewriter<F> {
                 let TableFactor::Table { name, alias, .. } = factor else {
                     continue;
                 };
+                let cte = match name.0.as_slice() {
+                    [only] => only
+                        .as_ident()
+                        .is_some_and(|i| self.ctes.contains(&ident_name(i))),
+                    _ => false,
+                };
+                if cte {
+                    continue;
+                }
                 let Some(table) = (self.table)(name) else {
                     continue;
                 };

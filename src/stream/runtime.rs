@@ -760,8 +760,9 @@ fn step_wave<'a>(
             })
             .collect()
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if wave.len() < 2 || cores < 2 {
+    static CORES: std::sync::LazyLock<usize> =
+        std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if wave.len() < 2 || *CORES < 2 {
         return in_turn(wave);
     }
     let other_half = wave.split_off(wave.len() / 2);
