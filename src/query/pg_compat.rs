@@ -258,6 +258,13 @@ fn checked_constant(expr: &Expr) -> Result<Option<Expr>> {
         _ => None,
     };
     let (value, name) = match (&l, &r) {
+        (ScalarValue::Int16(Some(a)), ScalarValue::Int16(Some(b))) => (
+            apply(i64::from(*a), i64::from(*b)).map(|v| {
+                v.and_then(|v| i16::try_from(v).ok())
+                    .map(|v| ScalarValue::Int16(Some(v)))
+            }),
+            "smallint",
+        ),
         (ScalarValue::Int32(Some(a)), ScalarValue::Int32(Some(b))) => (
             apply(i64::from(*a), i64::from(*b)).map(|v| {
                 v.and_then(|v| i32::try_from(v).ok())
