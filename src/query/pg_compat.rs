@@ -48,17 +48,7 @@ pub struct PostgresCasts;
 
 impl AnalyzerRule for PostgresCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = input_schema(&node);
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                Ok(expr
-                    .transform_up(|e| rewrite(e, &schema))?
-                    .update_data(|e| saved.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        rewrite_expressions(plan, rewrite)
     }
 
     fn name(&self) -> &str {
@@ -109,20 +99,18 @@ impl AnalyzerRule for IntegerLiterals {
             let narrowed = node.map_expressions(|expr| {
                 let saved = names.save(&expr);
                 Ok(expr
-                    .transform_up(|e| match e {
-                        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => {
-                            Ok(match i32::try_from(v) {
-                                Ok(narrow) => Transformed::yes(Expr::Literal(
-                                    ScalarValue::Int32(Some(narrow)),
+                    .transform_up(|e| {
+                        Ok(match e {
+                            Expr::Literal(ScalarValue::Int64(Some(v)), metadata)
+                                if narrow(Some(v)).is_some() =>
+                            {
+                                Transformed::yes(Expr::Literal(
+                                    ScalarValue::Int32(narrow(Some(v))),
                                     metadata,
-                                )),
-                                Err(_) => Transformed::no(Expr::Literal(
-                                    ScalarValue::Int64(Some(v)),
-                                    metadata,
-                                )),
-                            })
-                        }
-                        other => Ok(Transformed::no(other)),
+                                ))
+                            }
+                            other => Transformed::no(other),
+                        })
                     })?
                     .update_data(|e| saved.restore(e)))
             })?;
@@ -137,6 +125,11 @@ impl AnalyzerRule for IntegerLiterals {
     fn name(&self) -> &str {
         "freshet_integer_literals"
     }
+}
+
+/// A bigint value as an integer, when it fits.
+fn narrow(value: Option<i64>) -> Option<i32> {
+    value.and_then(|v| i32::try_from(v).ok())
 }
 
 /// The input of a SubqueryAlias with its VALUES narrowed, when it is one
@@ -163,7 +156,7 @@ fn narrow_values(
     mut values: datafusion::logical_expr::Values,
 ) -> Result<datafusion::logical_expr::Values> {
     let narrowable = |e: &Expr| match e {
-        Expr::Literal(ScalarValue::Int64(v), _) => v.is_none_or(|v| i32::try_from(v).is_ok()),
+        Expr::Literal(ScalarValue::Int64(v), _) => v.is_none() || narrow(*v).is_some(),
         _ => false,
     };
     let mut fields: Vec<(Option<datafusion::common::TableReference>, Arc<Field>)> = values
@@ -183,10 +176,7 @@ fn narrow_values(
         }
         for row in &mut values.values {
             if let Expr::Literal(ScalarValue::Int64(v), metadata) = &row[column] {
-                row[column] = Expr::Literal(
-                    ScalarValue::Int32(v.and_then(|v| i32::try_from(v).ok())),
-                    metadata.clone(),
-                );
+                row[column] = Expr::Literal(ScalarValue::Int32(narrow(*v)), metadata.clone());
             }
         }
         *field = Arc::new(field.as_ref().clone().with_data_type(DataType::Int32));
@@ -199,8 +189,28 @@ fn narrow_values(
     Ok(values)
 }
 
+/// Every expression of `plan` and of its subqueries rewritten bottom-up by
+/// `rewrite` (given the schema the expression is evaluated against), each
+/// node's output names kept as they were.
+pub(super) fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let schema = input_schema(&node);
+        let names = NamePreserver::new(&node);
+        node.map_expressions(|expr| {
+            let saved = names.save(&expr);
+            Ok(expr
+                .transform_up(|e| rewrite(e, &schema))?
+                .update_data(|e| saved.restore(e)))
+        })
+    })
+    .map(|t| t.data)
+}
+
 /// The schema a node's expressions are evaluated against.
-pub(super) fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
+fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
     let inputs = node.inputs();
     match inputs.as_slice() {
         [] => Arc::new(DFSchema::empty()),
@@ -257,31 +267,30 @@ fn checked_constant(expr: &Expr) -> Result<Option<Expr>> {
         Operator::Multiply => Some(a.checked_mul(b)),
         _ => None,
     };
-    let (value, name) = match (&l, &r) {
-        (ScalarValue::Int16(Some(a)), ScalarValue::Int16(Some(b))) => (
-            apply(i64::from(*a), i64::from(*b)).map(|v| {
-                v.and_then(|v| i16::try_from(v).ok())
-                    .map(|v| ScalarValue::Int16(Some(v)))
-            }),
-            "smallint",
-        ),
-        (ScalarValue::Int32(Some(a)), ScalarValue::Int32(Some(b))) => (
-            apply(i64::from(*a), i64::from(*b)).map(|v| {
-                v.and_then(|v| i32::try_from(v).ok())
-                    .map(|v| ScalarValue::Int32(Some(v)))
-            }),
-            "integer",
-        ),
-        (ScalarValue::Int64(Some(a)), ScalarValue::Int64(Some(b))) => (
-            apply(*a, *b).map(|v| v.map(|v| ScalarValue::Int64(Some(v)))),
-            "bigint",
-        ),
+    // Computed in i64, then held to the operands' type.
+    type Typed = fn(i64) -> Option<ScalarValue>;
+    let (a, b, name, typed): (i64, i64, &str, Typed) = match (&l, &r) {
+        (ScalarValue::Int16(Some(a)), ScalarValue::Int16(Some(b))) => {
+            (i64::from(*a), i64::from(*b), "smallint", |v| {
+                i16::try_from(v).ok().map(|v| ScalarValue::Int16(Some(v)))
+            })
+        }
+        (ScalarValue::Int32(Some(a)), ScalarValue::Int32(Some(b))) => {
+            (i64::from(*a), i64::from(*b), "integer", |v| {
+                i32::try_from(v).ok().map(|v| ScalarValue::Int32(Some(v)))
+            })
+        }
+        (ScalarValue::Int64(Some(a)), ScalarValue::Int64(Some(b))) => {
+            (*a, *b, "bigint", |v| Some(ScalarValue::Int64(Some(v))))
+        }
         _ => return Ok(None),
     };
-    match value {
-        None => Ok(None),
-        Some(Some(value)) => Ok(Some(Expr::Literal(value, None))),
-        Some(None) => Err(DataFusionError::Execution(format!("{name} out of range"))),
+    let Some(result) = apply(a, b) else {
+        return Ok(None);
+    };
+    match result.and_then(typed) {
+        Some(value) => Ok(Some(Expr::Literal(value, None))),
+        None => Err(DataFusionError::Execution(format!("{name} out of range"))),
     }
 }
 

@@ -20,7 +20,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, TimestampMicrosecondArr
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err, not_impl_err, plan_err};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::{
@@ -28,9 +28,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::optimizer::utils::NamePreserver;
 
-use super::pg_compat::input_schema;
+use super::pg_compat::rewrite_expressions;
 
 #[derive(Debug)]
 pub struct SessionTimeZone;
@@ -47,17 +46,7 @@ impl AnalyzerRule for SessionTimeZone {
             return Ok(plan);
         };
         let zone: Arc<str> = zone.into();
-        plan.transform_up_with_subqueries(|node| {
-            let schema = input_schema(&node);
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                Ok(expr
-                    .transform_up(|e| rewrite(e, &schema, &zone))?
-                    .update_data(|e| saved.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        rewrite_expressions(plan, |e, schema| rewrite(e, schema, &zone))
     }
 
     fn name(&self) -> &str {
